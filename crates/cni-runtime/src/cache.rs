@@ -149,7 +149,9 @@ impl Cache {
             .create(&dir)
             .map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
         let name = path.file_name().expect("cache file has a name").to_string_lossy().into_owned();
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&bytes)?;

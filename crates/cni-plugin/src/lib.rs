@@ -1,0 +1,290 @@
+//! The plugin SDK: what Go's `pkg/skel` gives a plugin author, for Rust plugins.
+//!
+//! A plugin implements [`Plugin`] and calls [`run`] from `main`. The SDK reads the `CNI_*`
+//! environment with the reference's error codes, answers VERSION, checks the config's version
+//! against the plugin's, refuses a `CNI_NETNS` that is the plugin's own network namespace
+//! (unless `CNI_NETNS_OVERRIDE`), converts the ADD result to the config's version, and prints any
+//! error as CNI error JSON on stdout with a non-zero exit. STATUS and GC default to success.
+//!
+//! ```no_run
+//! use cni_plugin::{About, CmdArgs, Plugin};
+//! use cni_types::{CniError, CniResult};
+//!
+//! struct Passthrough;
+//!
+//! impl Plugin for Passthrough {
+//!     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+//!         let conf = args.net_conf()?;
+//!         args.prev_result(&conf)?.ok_or_else(|| CniError::invalid_config("passthrough needs a prevResult"))
+//!     }
+//!     fn check(&self, _args: &CmdArgs) -> Result<(), CniError> { Ok(()) }
+//!     fn del(&self, _args: &CmdArgs) -> Result<(), CniError> { Ok(()) }
+//! }
+//!
+//! fn main() {
+//!     cni_plugin::run(&Passthrough, &About::new("passthrough", "passes prevResult on", cni_types::version::ALL));
+//! }
+//! ```
+
+use cni_types::error::code;
+use cni_types::{gojson, validate, version, CniArgs, CniError, CniResult, NetConf};
+use serde::de::DeserializeOwned;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The arguments of one call (Go's `skel.CmdArgs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CmdArgs {
+    pub command: String,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    /// `CNI_ARGS`, unparsed.
+    pub args: String,
+    /// `CNI_PATH`, unparsed.
+    pub path: String,
+    pub netns_override: String,
+    /// The config on stdin.
+    pub stdin: Vec<u8>,
+}
+
+impl CmdArgs {
+    /// Decodes the config into the plugin's own type; failure is code 6.
+    pub fn conf<T: DeserializeOwned>(&self) -> Result<T, CniError> {
+        serde_json::from_slice(&self.stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))
+    }
+
+    /// The common part of the config.
+    pub fn net_conf(&self) -> Result<NetConf, CniError> {
+        self.conf()
+    }
+
+    /// The `prevResult`, parsed in the config's version; a malformed one is code 6.
+    pub fn prev_result(&self, conf: &NetConf) -> Result<Option<CniResult>, CniError> {
+        conf.prev_result().map_err(|e| CniError::decoding(e.to_string()))
+    }
+
+    /// `CNI_ARGS`, accepting the `known` keys (others need `IgnoreUnknown=1`); failure is code 4.
+    pub fn cni_args(&self, known: &[&str]) -> Result<CniArgs, CniError> {
+        CniArgs::parse_known(&self.args, known).map_err(|e| CniError::new(code::INVALID_ENVIRONMENT_VARIABLES, e.to_string()))
+    }
+
+    /// `CNI_PATH` split into directories.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect()
+    }
+}
+
+/// A plugin's verbs. STATUS and GC succeed unless overridden.
+pub trait Plugin {
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError>;
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError>;
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError>;
+    fn status(&self, _args: &CmdArgs) -> Result<(), CniError> {
+        Ok(())
+    }
+    fn gc(&self, _args: &CmdArgs) -> Result<(), CniError> {
+        Ok(())
+    }
+}
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone)]
+pub struct About {
+    pub name: String,
+    /// Printed, with the supported versions, when the plugin runs without `CNI_COMMAND`.
+    pub description: String,
+    pub versions: Vec<String>,
+}
+
+impl About {
+    pub fn new(name: &str, description: &str, versions: &[&str]) -> Self {
+        About { name: name.into(), description: description.into(), versions: versions.iter().map(|v| v.to_string()).collect() }
+    }
+
+    /// The VERSION reply.
+    pub fn version_json(&self) -> String {
+        let info = serde_json::json!({"cniVersion": version::CURRENT, "supportedVersions": self.versions});
+        format!("{info}\n")
+    }
+}
+
+/// Where the dispatcher reads the environment from (a function, so tests need no process env).
+pub type Getenv<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Runs the plugin with the process's environment, stdin and stdout, and exits.
+pub fn run(plugin: &dyn Plugin, about: &About) -> ! {
+    let getenv = |k: &str| std::env::var(k).ok();
+    let code = dispatch(plugin, about, &getenv, &mut std::io::stdin().lock(), &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    std::process::exit(code)
+}
+
+/// The dispatcher behind [`run`]: returns the exit code.
+pub fn dispatch(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+    let command = getenv("CNI_COMMAND").unwrap_or_default();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch_inner(plugin, about, getenv, stdin, stdout)));
+    let outcome = outcome.unwrap_or_else(|p| {
+        let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        Err((CniError::internal(format!("plugin {} panicked: {what}", about.name)), String::new()))
+    });
+    match outcome {
+        Ok(()) => 0,
+        Err((e, _)) if command.is_empty() && e.code == code::INVALID_ENVIRONMENT_VARIABLES && !about.description.is_empty() => {
+            let _ = writeln!(stderr, "{}", about.description);
+            let _ = writeln!(stderr, "CNI protocol versions supported: {}", about.versions.join(", "));
+            0
+        }
+        Err((mut e, conf_version)) => {
+            if e.cni_version.is_empty() {
+                e.cni_version = if conf_version.is_empty() { version::CURRENT.into() } else { conf_version };
+            }
+            let _ = stdout.write_all(e.to_json_pretty().as_bytes());
+            let _ = stdout.flush();
+            1
+        }
+    }
+}
+
+type Failure = (CniError, String);
+
+fn dispatch_inner(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), Failure> {
+    let no_version = |e: CniError| (e, String::new());
+    let args = args_from_env(getenv, stdin).map_err(no_version)?;
+    if args.command == "VERSION" {
+        stdout.write_all(about.version_json().as_bytes()).map_err(|e| no_version(CniError::io(e.to_string())))?;
+        return Ok(());
+    }
+    let conf_version = cni_types::result::decode_version(&args.stdin).map_err(|e| no_version(CniError::decoding(e.to_string())))?;
+    let fail = |e: CniError| (e, conf_version.clone());
+    let min = match args.command.as_str() {
+        "ADD" | "DEL" => None,
+        "CHECK" => Some("0.4.0"),
+        "GC" | "STATUS" => Some("1.1.0"),
+        other => return Err(fail(CniError::new(code::INVALID_ENVIRONMENT_VARIABLES, format!("unknown CNI_COMMAND: {other}")))),
+    };
+    if let Some(min) = min {
+        let verb = args.command.as_str();
+        let at_least = |a: &str, b: &str| version::greater_than_or_equal(a, b).map_err(|e| fail(CniError::decoding(e.to_string())));
+        if !at_least(&conf_version, min)? {
+            return Err(fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, format!("config version does not allow {verb}"))));
+        }
+        let mut plugin_ok = false;
+        for v in &about.versions {
+            if at_least(v, &conf_version)? {
+                plugin_ok = true;
+                break;
+            }
+        }
+        if !plugin_ok {
+            return Err(fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, format!("plugin version does not allow {verb}"))));
+        }
+    }
+    if !about.versions.iter().any(|v| *v == conf_version) {
+        let supported: Vec<String> = about.versions.iter().map(|v| gojson::quote(v)).collect();
+        return Err(fail(CniError::with_details(
+            code::INCOMPATIBLE_CNI_VERSION,
+            "incompatible CNI versions",
+            format!("config is {}, plugin supports [{}]", gojson::quote(&conf_version), supported.join(" ")),
+        )));
+    }
+    if matches!(args.command.as_str(), "ADD" | "DEL") {
+        check_netns(&args).map_err(fail)?;
+    }
+    match args.command.as_str() {
+        "ADD" => {
+            let result = plugin.add(&args).map_err(fail)?;
+            let result = result.convert(&conf_version).map_err(|e| fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, e.to_string())))?;
+            stdout.write_all(&result.to_json_pretty()).map_err(|e| fail(CniError::io(e.to_string())))?;
+            Ok(())
+        }
+        "CHECK" => plugin.check(&args).map_err(fail),
+        "DEL" => plugin.del(&args).map_err(fail),
+        "GC" => plugin.gc(&args).map_err(fail),
+        "STATUS" => plugin.status(&args).map_err(fail),
+        _ => unreachable!("commands filtered above"),
+    }
+}
+
+/// Reads the environment like Go's skel: which variables each command needs, validated.
+fn args_from_env(getenv: Getenv, stdin: &mut dyn Read) -> Result<CmdArgs, CniError> {
+    let get = |k: &str| getenv(k).unwrap_or_default();
+    let command = get("CNI_COMMAND");
+    let cmd = command.as_str();
+    let required: &[(&str, &[&str])] = &[
+        ("CNI_COMMAND", &["ADD", "CHECK", "DEL", "GC", "STATUS", "VERSION", ""]),
+        ("CNI_CONTAINERID", &["ADD", "CHECK", "DEL"]),
+        ("CNI_NETNS", &["ADD", "CHECK"]),
+        ("CNI_IFNAME", &["ADD", "CHECK", "DEL"]),
+        ("CNI_PATH", &["ADD", "CHECK", "DEL", "GC", "STATUS"]),
+    ];
+    let mut missing = Vec::new();
+    for (var, cmds) in required {
+        let value = get(var);
+        let needed = *var == "CNI_COMMAND" || cmds.contains(&cmd);
+        if value.is_empty() {
+            if needed {
+                missing.push(*var);
+            }
+        } else if needed {
+            match *var {
+                "CNI_CONTAINERID" => validate::container_id(&value)?,
+                "CNI_IFNAME" => validate::interface_name(&value)?,
+                _ => {}
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(CniError::new(code::INVALID_ENVIRONMENT_VARIABLES, format!("required env variables [{}] missing", missing.join(","))));
+    }
+    let mut data = Vec::new();
+    if cmd != "VERSION" {
+        stdin.read_to_end(&mut data).map_err(|e| CniError::io(format!("error reading from stdin: {e}")))?;
+        validate_config(&data)?;
+    }
+    Ok(CmdArgs {
+        command,
+        container_id: get("CNI_CONTAINERID"),
+        netns: get("CNI_NETNS"),
+        ifname: get("CNI_IFNAME"),
+        args: get("CNI_ARGS"),
+        path: get("CNI_PATH"),
+        netns_override: get("CNI_NETNS_OVERRIDE"),
+        stdin: data,
+    })
+}
+
+fn validate_config(data: &[u8]) -> Result<(), CniError> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    let named: Named = serde_json::from_slice(data).map_err(|e| CniError::decoding(format!("error unmarshall network config: {e}")))?;
+    let name = named.name.unwrap_or_default();
+    if name.is_empty() {
+        return Err(CniError::invalid_config("missing network name"));
+    }
+    validate::network_name(&name)
+}
+
+/// Refuses a `CNI_NETNS` that is this plugin's own network namespace: acting there would change
+/// the host. (Go's skel runs this check after ADD/DEL has already run; we run it before.)
+fn check_netns(args: &CmdArgs) -> Result<(), CniError> {
+    let o = args.netns_override.as_str();
+    if o == "1" || o.eq_ignore_ascii_case("true") || args.netns.is_empty() {
+        return Ok(());
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(&args.netns) else {
+        return Ok(()); // let the plugin report a bad path (DEL must tolerate it)
+    };
+    let own = std::fs::metadata("/proc/thread-self/ns/net")
+        .map_err(|e| CniError::new(code::INVALID_NETNS, format!("get plugin's netns failed: {e}")))?;
+    if (target.dev(), target.ino()) == (own.dev(), own.ino()) {
+        return Err(CniError::new(code::INVALID_NETNS, "plugin's netns and netns from CNI_NETNS should not be the same"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! The `rcni` command line.
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "rcni", version, about = "rcni: Container Network Interface runtime, cnitool and plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install cnitool and every plugin into DIR (one binary, one symlink per name)
+    Install {
+        /// Target directory, e.g. /opt/cni/bin
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Run cnitool (same as invoking rcni as `cnitool`)
+    #[command(disable_help_flag = true)]
+    Cnitool {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// List the names this binary answers to
+    Applets,
+}
+
+pub fn main(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match cli.command {
+        Command::Install { dir } => match crate::install::install(&dir, crate::APPLETS) {
+            Ok(made) => {
+                for p in made {
+                    println!("{}", p.display());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("rcni install: {}: {e}", dir.display());
+                1
+            }
+        },
+        Command::Cnitool { args } => crate::cnitool::main(&args),
+        Command::Applets => {
+            for a in crate::APPLETS {
+                println!("{a}");
+            }
+            0
+        }
+    }
+}

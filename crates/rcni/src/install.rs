@@ -1,0 +1,42 @@
+//! `rcni install --dir DIR`: copies this binary to `DIR/rcni` and makes every applet name
+//! (`cnitool` and each plugin) a relative symlink to it.
+//!
+//! One binary rather than one per plugin: plugins start from one page-cached file, link once,
+//! and an upgrade replaces one file atomically (rename), so a runtime never execs a half-written
+//! plugin ("text file busy").
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Installs into `dir`; returns the paths created.
+pub fn install(dir: &Path, names: &[&str]) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let exe = std::env::current_exe()?;
+    let target = dir.join("rcni");
+    let mut made = Vec::new();
+    if !same_file(&exe, &target) {
+        let tmp = dir.join(format!(".rcni.{}.tmp", std::process::id()));
+        std::fs::copy(&exe, &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &target)?;
+    }
+    made.push(target);
+    for name in names {
+        let link = dir.join(name);
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink("rcni", &tmp)?;
+        std::fs::rename(&tmp, &link)?;
+        made.push(link);
+    }
+    Ok(made)
+}
