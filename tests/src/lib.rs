@@ -39,7 +39,12 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(cmd: &str, args: &[&str]) -> String {
     let out = run(cmd, args);
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -54,7 +54,8 @@ fn networks_get_eth0_eth1_and_results_map_to_them() {
     fx.plugin("pa", json!({"log": shared}));
     fx.plugin("pb", json!({"log": shared}));
     set.remove(&Ctx::background(), &ns).unwrap();
-    let order: Vec<String> = common::read_log(&shared).iter().map(|c| format!("{} {}", c["command"].as_str().unwrap(), c["ifname"].as_str().unwrap())).collect();
+    let order: Vec<String> =
+        common::read_log(&shared).iter().map(|c| format!("{} {}", c["command"].as_str().unwrap(), c["ifname"].as_str().unwrap())).collect();
     assert_eq!(order, vec!["DEL eth1", "DEL eth0"]);
     assert!(fx.cni().get_cached_attachments("ctr1").unwrap().is_empty());
 }
@@ -71,7 +72,10 @@ fn loopback_and_eth0() {
     set.load_dir(&conf, 1).unwrap();
     set.setup(&Ctx::background(), &Namespace::new("c", "/ns")).unwrap();
     let lo = fx.calls("loopback");
-    assert_eq!((lo[0]["ifname"].as_str(), lo[0]["stdin"]["name"].as_str(), lo[0]["stdin"]["cniVersion"].as_str()), (Some("lo"), Some("cni-loopback"), Some("0.3.1")));
+    assert_eq!(
+        (lo[0]["ifname"].as_str(), lo[0]["stdin"]["name"].as_str(), lo[0]["stdin"]["cniVersion"].as_str()),
+        (Some("lo"), Some("cni-loopback"), Some("0.3.1"))
+    );
     assert_eq!(fx.calls("pa")[0]["ifname"], "eth0");
 }
 
@@ -106,7 +110,8 @@ fn parallel_setup_and_its_rollback() {
     let e = set.setup_parallel(&Ctx::background(), &Namespace::new("par2", "/ns")).unwrap_err();
     assert!(e.to_string().contains("boom"));
     assert!(fx.cni().get_cached_attachments("par2").unwrap().is_empty(), "both removed");
-    let pb: Vec<String> = fx.calls("pb").iter().filter(|c| c["containerID"] == "par2").map(|c| c["command"].as_str().unwrap().to_string()).collect();
+    let pb: Vec<String> =
+        fx.calls("pb").iter().filter(|c| c["containerID"] == "par2").map(|c| c["command"].as_str().unwrap().to_string()).collect();
     assert_eq!(pb, vec!["ADD", "DEL"]);
 }
 

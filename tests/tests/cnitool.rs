@@ -90,7 +90,10 @@ fn add_check_del_round_trip() {
     let o = t.run(&["add", "rt-net", ns.to_str().unwrap()], &[("CAP_ARGS", cap), ("CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAME=p")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
-    assert_eq!(out, "{\n    \"cniVersion\": \"1.1.0\",\n    \"ips\": [\n        {\n            \"address\": \"10.9.0.2/24\"\n        }\n    ]\n}");
+    assert_eq!(
+        out,
+        "{\n    \"cniVersion\": \"1.1.0\",\n    \"ips\": [\n        {\n            \"address\": \"10.9.0.2/24\"\n        }\n    ]\n}"
+    );
     let calls = t.fx.calls("noop");
     let cid = calls[0]["containerID"].as_str().unwrap().to_string();
     assert_eq!(cid, rcni_container_id(ns.to_str().unwrap()));

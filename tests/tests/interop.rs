@@ -125,7 +125,9 @@ fn our_cnitool_drives_the_reference_chain() {
     assert!(!rules.contains("--dport 8080"), "portmap rules removed:\n{rules}");
     assert!(!rules.contains(&rcni_cid(&a.path())), "masquerade removed:\n{rules}");
     assert!(!a.exec(&["ip", "link", "show", "eth0"]).status.success(), "container link gone");
-    assert!(std::fs::read_dir("/var/lib/cni/results").map(|d| d.filter_map(|e| e.ok()).all(|e| !e.file_name().to_string_lossy().starts_with(net))).unwrap_or(true));
+    assert!(std::fs::read_dir("/var/lib/cni/results")
+        .map(|d| d.filter_map(|e| e.ok()).all(|e| !e.file_name().to_string_lossy().starts_with(net)))
+        .unwrap_or(true));
 }
 
 fn rcni_cid(netns: &str) -> String {

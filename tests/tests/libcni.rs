@@ -121,7 +121,10 @@ fn add_failures() {
     // a missing plugin
     let conf = list(json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "does-not-exist"}]}));
     let e = fx.cni().add_network_list(&ctx, &conf, &rt("c")).unwrap_err();
-    assert!(e.to_string().starts_with(r#"plugin type="does-not-exist" failed (add): failed to find plugin "does-not-exist" in path"#), "{e}");
+    assert!(
+        e.to_string().starts_with(r#"plugin type="does-not-exist" failed (add): failed to find plugin "does-not-exist" in path"#),
+        "{e}"
+    );
 
     // the cache path blocked by a file
     let conf = list(json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "noop"}]}));
@@ -191,7 +194,12 @@ fn check_rules() {
     }
     // an invalid cache is an error for CHECK
     std::fs::write(fx.cache_file("some-list", "c", "some-eth0"), "{invalid").unwrap();
-    assert!(fx.cni().check_network_list(&ctx, &conf, &rt("c")).unwrap_err().to_string().starts_with(r#"failed to get network "some-list" cached result"#));
+    assert!(fx
+        .cni()
+        .check_network_list(&ctx, &conf, &rt("c"))
+        .unwrap_err()
+        .to_string()
+        .starts_with(r#"failed to get network "some-list" cached result"#));
 
     // a cache written by a 1.0.0 list is converted for a 0.4.0 list of the same name
     let c = rt("conv");
@@ -209,7 +217,12 @@ fn check_rules() {
     let mut single_02 = single.clone();
     single_02.cni_version = "0.2.0".into();
     single_02.disable_check = false;
-    assert!(fx.cni().get_network_list_cached_result(&single_02, &rt("x")).unwrap_err().to_string().contains("cannot convert: no valid IP addresses"));
+    assert!(fx
+        .cni()
+        .get_network_list_cached_result(&single_02, &rt("x"))
+        .unwrap_err()
+        .to_string()
+        .contains("cannot convert: no valid IP addresses"));
 }
 
 #[test]
@@ -244,7 +257,10 @@ fn del_rules() {
     let l = list(json!({"cniVersion": "1.0.0", "name": "ord", "plugins": [{"type": "a"}, {"type": "b"}, {"type": "c"}]}));
     fx.cni().add_network_list(&ctx, &l, &rt("o")).unwrap();
     fx.cni().del_network_list(&ctx, &l, &rt("o")).unwrap();
-    let seq: Vec<String> = common::read_log(&shared).iter().map(|c| format!("{} {}", c["command"].as_str().unwrap(), c["stdin"]["type"].as_str().unwrap())).collect();
+    let seq: Vec<String> = common::read_log(&shared)
+        .iter()
+        .map(|c| format!("{} {}", c["command"].as_str().unwrap(), c["stdin"]["type"].as_str().unwrap()))
+        .collect();
     assert_eq!(seq, vec!["ADD a", "ADD b", "ADD c", "DEL c", "DEL b", "DEL a"]);
 }
 
@@ -418,7 +434,10 @@ fn result_version_fixup_and_legacy_plugins() {
     );
     // VERSION call: fake values, the current version on stdin
     let call = fx.calls("legacy").into_iter().find(|c| c["command"] == "VERSION").unwrap();
-    assert_eq!((call["env"]["CNI_NETNS"].as_str(), call["env"]["CNI_IFNAME"].as_str(), call["env"]["CNI_PATH"].as_str()), (Some("dummy"), Some("dummy"), Some("dummy")));
+    assert_eq!(
+        (call["env"]["CNI_NETNS"].as_str(), call["env"]["CNI_IFNAME"].as_str(), call["env"]["CNI_PATH"].as_str()),
+        (Some("dummy"), Some("dummy"), Some("dummy"))
+    );
     // a real 0.1.0 ADD/DEL through the SDK
     fx.plugin("v010", json!({"reportResult": r#"{"cniVersion":"0.1.0","ip4":{"ip":"10.0.0.9/24"}}"#}));
     let v010 = list(json!({"cniVersion": "0.1.0", "name": "v010", "plugins": [{"type": "v010"}]}));
@@ -482,6 +501,10 @@ fn concurrent_adds_share_a_cache_dir() {
         }
     });
     assert_eq!(cni.get_cached_attachments("").unwrap().len(), 16);
-    let leftovers: Vec<_> = std::fs::read_dir(fx.cache_dir().join("results")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(fx.cache_dir().join("results"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

@@ -120,7 +120,14 @@ pub fn run(plugin: &dyn Plugin, about: &About) -> ! {
 }
 
 /// The dispatcher behind [`run`]: returns the exit code.
-pub fn dispatch(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mut dyn Read, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+pub fn dispatch(
+    plugin: &dyn Plugin,
+    about: &About,
+    getenv: Getenv,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> i32 {
     let command = getenv("CNI_COMMAND").unwrap_or_default();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch_inner(plugin, about, getenv, stdin, stdout)));
     let outcome = outcome.unwrap_or_else(|p| {
@@ -179,7 +186,7 @@ fn dispatch_inner(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mu
             return Err(fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, format!("plugin version does not allow {verb}"))));
         }
     }
-    if !about.versions.iter().any(|v| *v == conf_version) {
+    if !about.versions.contains(&conf_version) {
         let supported: Vec<String> = about.versions.iter().map(|v| gojson::quote(v)).collect();
         return Err(fail(CniError::with_details(
             code::INCOMPATIBLE_CNI_VERSION,

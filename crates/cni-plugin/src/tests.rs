@@ -41,7 +41,14 @@ fn call(p: &Recorder, about: &About, env: &[(&str, &str)], stdin: &str) -> (i32,
 const NS_OVERRIDE: (&str, &str) = ("CNI_NETNS_OVERRIDE", "1");
 
 fn add_env(cmd: &'static str) -> Vec<(&'static str, &'static str)> {
-    vec![("CNI_COMMAND", cmd), ("CNI_CONTAINERID", "c1"), ("CNI_NETNS", "/var/run/netns/x"), ("CNI_IFNAME", "eth0"), ("CNI_PATH", "/opt/cni/bin"), NS_OVERRIDE]
+    vec![
+        ("CNI_COMMAND", cmd),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/var/run/netns/x"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/opt/cni/bin"),
+        NS_OVERRIDE,
+    ]
 }
 
 fn err_of(out: &str) -> CniError {
@@ -113,7 +120,10 @@ fn version_mismatch_is_code_1() {
     let (code, out, _) = call(&p, &about, &add_env("ADD"), r#"{"cniVersion":"0.3.1","name":"n"}"#);
     assert_eq!(code, 1);
     let e = err_of(&out);
-    assert_eq!((e.code, e.msg.as_str(), e.details.as_str()), (1, "incompatible CNI versions", r#"config is "0.3.1", plugin supports ["0.4.0" "1.0.0"]"#));
+    assert_eq!(
+        (e.code, e.msg.as_str(), e.details.as_str()),
+        (1, "incompatible CNI versions", r#"config is "0.3.1", plugin supports ["0.4.0" "1.0.0"]"#)
+    );
     assert_eq!(e.cni_version, "0.3.1", "errors carry the config's version");
     assert!(p.calls.borrow().is_empty(), "plugin not called");
 }

@@ -55,6 +55,22 @@ enum Verb {
     Del,
 }
 
+/// The network a plugin runs for: the list's (or single config's) name and version.
+#[derive(Clone, Copy)]
+struct Net<'a> {
+    name: &'a str,
+    cni_version: &'a str,
+}
+
+impl<'a> Net<'a> {
+    fn of_list(list: &'a NetworkConfigList) -> Self {
+        Net { name: &list.name, cni_version: &list.cni_version }
+    }
+    fn of_plugin(p: &'a PluginConfig) -> Self {
+        Net { name: &p.name, cni_version: &p.cni_version }
+    }
+}
+
 impl CniConfig {
     /// Plugins from `path`, cache in the default directory, plugins run as processes.
     pub fn new(path: Vec<PathBuf>) -> Self {
@@ -93,7 +109,13 @@ impl CniConfig {
     /// The plugin's stdin for ADD/CHECK/DEL (Go's `buildOneConfig`): the plugin object with the
     /// list's `name` and `cniVersion`, `prevResult` when there is one, and `runtimeConfig` made of
     /// the capability arguments the plugin enables (replacing the file's only when non-empty).
-    pub fn build_one_config(name: &str, cni_version: &str, plugin: &PluginConfig, prev: Option<&CniResult>, rt: &RuntimeConf) -> Result<PluginConfig> {
+    pub fn build_one_config(
+        name: &str,
+        cni_version: &str,
+        plugin: &PluginConfig,
+        prev: Option<&CniResult>,
+        rt: &RuntimeConf,
+    ) -> Result<PluginConfig> {
         let mut inject: Vec<(&str, Value)> = vec![("name", Value::String(name.into())), ("cniVersion", Value::String(cni_version.into()))];
         if let Some(prev) = prev {
             inject.push(("prevResult", prev.to_value()));
@@ -110,18 +132,30 @@ impl CniConfig {
         Ok(plugin.inject(inject)?)
     }
 
-    fn run(&self, ctx: &Ctx, verb: Verb, name: &str, cni_version: &str, plugin: &PluginConfig, prev: Option<&CniResult>, rt: &RuntimeConf) -> Result<Option<CniResult>> {
+    fn run(
+        &self,
+        ctx: &Ctx,
+        verb: Verb,
+        net: Net,
+        plugin: &PluginConfig,
+        prev: Option<&CniResult>,
+        rt: &RuntimeConf,
+    ) -> Result<Option<CniResult>> {
         let path = self.exec.find_in_path(&plugin.plugin_type, &self.path)?;
         if let Verb::Add = verb {
             validate::container_id(&rt.container_id)?;
-            validate::network_name(name)?;
+            validate::network_name(net.name)?;
             validate::interface_name(&rt.ifname)?;
         }
-        let conf = Self::build_one_config(name, cni_version, plugin, prev, rt)?;
+        let conf = Self::build_one_config(net.name, net.cni_version, plugin, prev, rt)?;
         match verb {
             Verb::Add => invoke::exec_plugin_with_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("ADD", rt)).map(Some),
-            Verb::Check => invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("CHECK", rt)).map(|_| None),
-            Verb::Del => invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("DEL", rt)).map(|_| None),
+            Verb::Check => {
+                invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("CHECK", rt)).map(|_| None)
+            }
+            Verb::Del => {
+                invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("DEL", rt)).map(|_| None)
+            }
         }
     }
 
@@ -132,7 +166,7 @@ impl CniConfig {
         let mut result: Option<CniResult> = None;
         for plugin in &list.plugins {
             result = self
-                .run(ctx, Verb::Add, &list.name, &list.cni_version, plugin, result.as_ref(), rt)
+                .run(ctx, Verb::Add, Net::of_list(list), plugin, result.as_ref(), rt)
                 .map_err(|e| e.context(format!("plugin {} failed (add)", plugin.description())))?;
         }
         let result = result.ok_or_else(|| Error::msg(format!("network {} has no plugins", gojson::quote(&list.name))))?;
@@ -154,7 +188,7 @@ impl CniConfig {
             .result(&list.name, &list.cni_version, rt)
             .map_err(|e| e.context(format!("failed to get network {} cached result", gojson::quote(&list.name))))?;
         for plugin in &list.plugins {
-            self.run(ctx, Verb::Check, &list.name, &list.cni_version, plugin, cached.as_ref(), rt)?;
+            self.run(ctx, Verb::Check, Net::of_list(list), plugin, cached.as_ref(), rt)?;
         }
         Ok(())
     }
@@ -166,7 +200,7 @@ impl CniConfig {
         let cache = self.cache(rt);
         let cached = self.cached_for_del(&cache, &list.name, &list.cni_version, rt)?;
         for plugin in list.plugins.iter().rev() {
-            self.run(ctx, Verb::Del, &list.name, &list.cni_version, plugin, cached.as_ref(), rt)
+            self.run(ctx, Verb::Del, Net::of_list(list), plugin, cached.as_ref(), rt)
                 .map_err(|e| e.context(format!("plugin {} failed (delete)", plugin.description())))?;
         }
         let _ = cache.delete(&list.name, rt);
@@ -189,7 +223,7 @@ impl CniConfig {
 
     /// ADD of a single plugin config (name and version from the config itself).
     pub fn add_network(&self, ctx: &Ctx, net: &PluginConfig, rt: &RuntimeConf) -> Result<CniResult> {
-        let result = self.run(ctx, Verb::Add, &net.name, &net.cni_version, net, None, rt)?.expect("ADD returns a result");
+        let result = self.run(ctx, Verb::Add, Net::of_plugin(net), net, None, rt)?.expect("ADD returns a result");
         self.cache(rt)
             .write(&result, &net.bytes, &net.name, rt)
             .map_err(|e| e.context(format!("failed to set network {} cached result", gojson::quote(&net.name))))?;
@@ -203,14 +237,14 @@ impl CniConfig {
             .cache(rt)
             .result(&net.name, &net.cni_version, rt)
             .map_err(|e| e.context(format!("failed to get network {} cached result", gojson::quote(&net.name))))?;
-        self.run(ctx, Verb::Check, &net.name, &net.cni_version, net, cached.as_ref(), rt).map(|_| ())
+        self.run(ctx, Verb::Check, Net::of_plugin(net), net, cached.as_ref(), rt).map(|_| ())
     }
 
     /// DEL of a single plugin config.
     pub fn del_network(&self, ctx: &Ctx, net: &PluginConfig, rt: &RuntimeConf) -> Result<()> {
         let cache = self.cache(rt);
         let cached = self.cached_for_del(&cache, &net.name, &net.cni_version, rt)?;
-        self.run(ctx, Verb::Del, &net.name, &net.cni_version, net, cached.as_ref(), rt)?;
+        self.run(ctx, Verb::Del, Net::of_plugin(net), net, cached.as_ref(), rt)?;
         let _ = cache.delete(&net.name, rt);
         Ok(())
     }
@@ -343,12 +377,19 @@ impl CniConfig {
                 let conf = match plugin.inject(inject.iter().cloned()) {
                     Ok(c) => c,
                     Err(e) => {
-                        errors.push(Error::from(e).context(format!("failed to generate configuration to GC plugin {}", plugin.plugin_type)));
+                        errors
+                            .push(Error::from(e).context(format!("failed to generate configuration to GC plugin {}", plugin.plugin_type)));
                         continue;
                     }
                 };
                 let res = self.exec.find_in_path(&plugin.plugin_type, &self.path).and_then(|path| {
-                    invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("GC", &RuntimeConf::default()))
+                    invoke::exec_plugin_without_result(
+                        self.exec.as_ref(),
+                        ctx,
+                        &path,
+                        &conf.bytes,
+                        &self.args("GC", &RuntimeConf::default()),
+                    )
                 });
                 if let Err(e) = res {
                     errors.push(e.context(format!("failed to GC plugin {}", plugin.plugin_type)));

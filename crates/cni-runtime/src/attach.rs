@@ -225,10 +225,7 @@ impl NetworkSet {
         self.ready()?;
         let outcomes: Vec<Result<Result100>> = std::thread::scope(|s| {
             let handles: Vec<_> = self.networks.iter().map(|net| s.spawn(move || self.attach_one(ctx, net, ns))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("attach thread panicked"))))
-                .collect()
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("attach thread panicked")))).collect()
         });
         if let Some(pos) = outcomes.iter().position(|o| o.is_err()) {
             let all: Vec<usize> = (0..self.networks.len()).collect();
@@ -319,11 +316,7 @@ impl NetworkSet {
                     Some(idx) => result.interfaces[idx].name.clone(),
                     None => net.ifname.clone(),
                 };
-                out.interfaces
-                    .entry(name)
-                    .or_default()
-                    .ip_configs
-                    .push(IpConfig { address: ip.address, gateway: ip.gateway });
+                out.interfaces.entry(name).or_default().ip_configs.push(IpConfig { address: ip.address, gateway: ip.gateway });
             }
             out.dns.push(result.dns.clone());
             out.routes.extend(result.routes.iter().cloned());
@@ -370,17 +363,20 @@ mod tests {
         .unwrap()
         .to_current()
         .unwrap();
-        let r1 = cni_types::CniResult::from_bytes(br#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.2/24"}]}"#).unwrap().to_current().unwrap();
+        let r1 =
+            cni_types::CniResult::from_bytes(br#"{"cniVersion":"1.0.0","ips":[{"address":"10.1.0.2/24"}]}"#).unwrap().to_current().unwrap();
         let out = set.create_result(vec![(0, r0), (1, r1.clone())]).unwrap();
         assert_eq!(out.interfaces["eth0"].mac, "aa");
         assert_eq!(out.interfaces["eth0"].ip_configs[0].address.to_string(), "10.0.0.2/24");
         assert_eq!(out.interfaces["eth1"].ip_configs[0].address.to_string(), "10.1.0.2/24", "unindexed address stays with its network");
         assert_eq!(out.dns.len(), 2);
         assert_eq!(out.routes.len(), 1);
-        let bad = cni_types::CniResult::from_bytes(br#"{"cniVersion":"1.0.0","interfaces":[{"name":"a"}],"ips":[{"interface":1,"address":"10.1.0.2/24"}]}"#)
-            .unwrap()
-            .to_current()
-            .unwrap();
+        let bad = cni_types::CniResult::from_bytes(
+            br#"{"cniVersion":"1.0.0","interfaces":[{"name":"a"}],"ips":[{"interface":1,"address":"10.1.0.2/24"}]}"#,
+        )
+        .unwrap()
+        .to_current()
+        .unwrap();
         assert!(set.create_result(vec![(0, bad)]).unwrap_err().to_string().contains("interface number 1 is >= number of interfaces 1"));
     }
 }

@@ -326,7 +326,11 @@ mod tests {
         assert!(cache.attachments("").unwrap().is_empty(), "empty file is not an attachment");
         std::fs::write(&path, br#"{"kind":"cniCacheV1","result":{"cniVersion":"1.0.0"}}"#).unwrap();
         assert!(cache.attachments("").unwrap().is_empty(), "entry without names is skipped");
-        assert!(cache.result("net", "0.2.0", &rt).unwrap_err().to_string().starts_with("failed to convert cached result to config version \"0.2.0\""));
+        assert!(cache
+            .result("net", "0.2.0", &rt)
+            .unwrap_err()
+            .to_string()
+            .starts_with("failed to convert cached result to config version \"0.2.0\""));
     }
 
     #[test]

@@ -55,10 +55,7 @@ impl Exec for RawExec {
                 return Err(plugin_error(&format!("signal: killed ({why})"), b"", b""));
             }
             let mut cmd = Command::new(plugin_path);
-            cmd.envs(env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
             match cmd.spawn() {
                 Ok(child) => break child,
                 Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < TEXT_BUSY_RETRIES => {
@@ -111,10 +108,7 @@ fn plugin_error(how: &str, stdout: &[u8], stderr: &[u8]) -> Error {
         Ok(e) => Error::Cni(e),
         Err(perr) => Error::Cni(CniError::new(
             0,
-            format!(
-                "netplugin failed but error parsing its diagnostic message {}: {perr}",
-                quote(&String::from_utf8_lossy(stdout))
-            ),
+            format!("netplugin failed but error parsing its diagnostic message {}: {perr}", quote(&String::from_utf8_lossy(stdout))),
         )),
     }
 }

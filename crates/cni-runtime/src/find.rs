@@ -36,7 +36,6 @@ pub fn join_path_list(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

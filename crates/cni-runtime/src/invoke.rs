@@ -181,7 +181,10 @@ mod tests {
         assert!(i.supports("0.4.0") && !i.supports("1.1.0"));
         let i = decode_version_info(br#"{"cniVersion":"0.2.0"}"#).unwrap();
         assert_eq!(i.supported_versions, vec!["0.1.0", "0.2.0"]);
-        assert_eq!(decode_version_info(br#"{"cniVersion":"1.0.0"}"#).unwrap_err().to_string(), "decoding version info: missing field supportedVersions");
+        assert_eq!(
+            decode_version_info(br#"{"cniVersion":"1.0.0"}"#).unwrap_err().to_string(),
+            "decoding version info: missing field supportedVersions"
+        );
         assert_eq!(decode_version_info(br#"{}"#).unwrap_err().to_string(), "decoding version info: missing field cniVersion");
     }
 

@@ -21,10 +21,9 @@ fn parse_bool(pair: &str, value: &str) -> Result<bool, ArgsError> {
     match value.to_lowercase().as_str() {
         "1" | "true" => Ok(true),
         "0" | "false" => Ok(false),
-        other => Err(ArgsError(format!(
-            "ARGS: error parsing value of pair {}: boolean unmarshal error: invalid input {other}",
-            quote(pair)
-        ))),
+        other => {
+            Err(ArgsError(format!("ARGS: error parsing value of pair {}: boolean unmarshal error: invalid input {other}", quote(pair))))
+        }
     }
 }
 

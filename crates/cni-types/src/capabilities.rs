@@ -17,7 +17,15 @@ pub struct PortMapping {
     pub container_port: u16,
     #[serde(default, alias = "Protocol", deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub protocol: String,
-    #[serde(rename = "hostIP", alias = "HostIP", alias = "hostIp", alias = "hostip", default, deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "hostIP",
+        alias = "HostIP",
+        alias = "hostIp",
+        alias = "hostip",
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub host_ip: String,
 }
 
@@ -61,9 +69,22 @@ pub struct DnsCapability {
 /// `runtimeConfig` as a plugin receives it. Keys not listed here stay in `other`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RuntimeConfig {
-    #[serde(rename = "portMappings", alias = "PortMappings", default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "portMappings",
+        alias = "PortMappings",
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub port_mappings: Vec<PortMapping>,
-    #[serde(rename = "ipRanges", alias = "IpRanges", alias = "IPRanges", default, deserialize_with = "range_sets", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ipRanges",
+        alias = "IpRanges",
+        alias = "IPRanges",
+        default,
+        deserialize_with = "range_sets",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ip_ranges: Vec<Vec<IpRange>>,
     #[serde(alias = "Bandwidth", alias = "bandWidth", alias = "BandWidth", default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<Bandwidth>,
@@ -73,7 +94,13 @@ pub struct RuntimeConfig {
     pub ips: Vec<String>,
     #[serde(alias = "MAC", alias = "Mac", default, deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub mac: String,
-    #[serde(rename = "infinibandGUID", alias = "InfinibandGUID", default, deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "infinibandGUID",
+        alias = "InfinibandGUID",
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub infiniband_guid: String,
     #[serde(rename = "deviceID", alias = "DeviceID", default, deserialize_with = "nullable", skip_serializing_if = "String::is_empty")]
     pub device_id: String,

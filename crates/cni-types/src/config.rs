@@ -78,8 +78,7 @@ fn json_kind(v: &Value) -> &'static str {
 impl PluginConfig {
     /// Parses one plugin object (Go's `NetworkPluginConfFromBytes`); `type` is required.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| err(format!("error parsing configuration: {e}")))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| err(format!("error parsing configuration: {e}")))?;
         Self::from_value_with_bytes(value, bytes.to_vec())
     }
 
@@ -104,9 +103,8 @@ impl PluginConfig {
         let cni_version = string_field(&conf, "cniVersion", "PluginConf")?;
         let capabilities = match get_fold(&conf, "capabilities") {
             None | Some(Value::Null) => BTreeMap::new(),
-            Some(v) => BTreeMap::<String, bool>::deserialize(v).map_err(|e| {
-                err(format!("error parsing configuration: capabilities must map names to booleans: {e}"))
-            })?,
+            Some(v) => BTreeMap::<String, bool>::deserialize(v)
+                .map_err(|e| err(format!("error parsing configuration: capabilities must map names to booleans: {e}")))?,
         };
         match get_fold(&conf, "ipam") {
             None | Some(Value::Null) => {}
@@ -121,8 +119,7 @@ impl PluginConfig {
             }
         }
         if let Some(dns) = get_fold(&conf, "dns") {
-            crate::result::Dns::deserialize(dns)
-                .map_err(|e| err(format!("error parsing configuration: invalid dns: {e}")))?;
+            crate::result::Dns::deserialize(dns).map_err(|e| err(format!("error parsing configuration: invalid dns: {e}")))?;
         }
         match get_fold(&conf, "prevResult") {
             None | Some(Value::Null) | Some(Value::Object(_)) => {}
@@ -243,8 +240,7 @@ impl NetworkConfigList {
                 versions.push(v.clone());
             }
             if !cni_version.is_empty() {
-                version::parse(&cni_version)
-                    .map_err(|e| list_err(format!("invalid cniVersion {cni_version}: {e}")))?;
+                version::parse(&cni_version).map_err(|e| list_err(format!("invalid cniVersion {cni_version}: {e}")))?;
             }
             cni_version = version::select(&cni_version, Some(&versions)).map_err(list_err)?;
         }
@@ -258,9 +254,7 @@ impl NetworkConfigList {
             bytes: bytes.to_vec(),
         };
         let plugins = match raw.get("plugins") {
-            None if list.load_only_inlined_plugins => {
-                return Err(list_err("`loadOnlyInlinedPlugins` is true, and no 'plugins' key"))
-            }
+            None if list.load_only_inlined_plugins => return Err(list_err("`loadOnlyInlinedPlugins` is true, and no 'plugins' key")),
             None => return Ok(list),
             Some(Value::Array(p)) => p,
             Some(v) => return Err(list_err(format!("invalid 'plugins' type {}", go_type_name(v)))),

@@ -108,10 +108,7 @@ mod tests {
     #[test]
     fn html_escaping_and_sorted_keys() {
         let v = json!({"z": "a<b>&c\u{2028}", "a": [1, 2.5, "x"], "m": {"y": 1, "b": null}});
-        assert_eq!(
-            String::from_utf8(to_vec(&v)).unwrap(),
-            r#"{"a":[1,2.5,"x"],"m":{"b":null,"y":1},"z":"a\u003cb\u003e\u0026c\u2028"}"#
-        );
+        assert_eq!(String::from_utf8(to_vec(&v)).unwrap(), r#"{"a":[1,2.5,"x"],"m":{"b":null,"y":1},"z":"a\u003cb\u003e\u0026c\u2028"}"#);
     }
 
     #[test]

@@ -81,10 +81,8 @@ pub fn parse_prev_result(conf_version: &str, raw: &Value) -> Result<CniResult, R
         }
     }
     let bytes = serde_json::to_vec(&raw).map_err(|e| ResultError::Decode(e.to_string()))?;
-    CniResult::create(conf_version, &bytes)
-        .map_err(|e| ResultError::Decode(format!("could not parse prevResult: {e}")))
+    CniResult::create(conf_version, &bytes).map_err(|e| ResultError::Decode(format!("could not parse prevResult: {e}")))
 }
-
 
 #[cfg(test)]
 mod tests {

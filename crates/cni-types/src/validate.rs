@@ -28,11 +28,7 @@ pub fn network_name(name: &str) -> Result<(), CniError> {
         return Err(CniError::new(code::INVALID_NETWORK_CONFIG, "missing network name:"));
     }
     if !valid_name(name) {
-        return Err(CniError::with_details(
-            code::INVALID_NETWORK_CONFIG,
-            "invalid characters found in network name",
-            name,
-        ));
+        return Err(CniError::with_details(code::INVALID_NETWORK_CONFIG, "invalid characters found in network name", name));
     }
     Ok(())
 }

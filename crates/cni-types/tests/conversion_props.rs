@@ -29,7 +29,15 @@ fn word() -> impl Strategy<Value = String> {
     "[a-z0-9<>&]{0,8}"
 }
 fn route() -> impl Strategy<Value = Route> {
-    (net(), proptest::option::of(ip()), 0u32..9000, 0u32..9000, 0u32..100, proptest::option::of(0u32..300), proptest::option::of(any::<u8>()))
+    (
+        net(),
+        proptest::option::of(ip()),
+        0u32..9000,
+        0u32..9000,
+        0u32..100,
+        proptest::option::of(0u32..300),
+        proptest::option::of(any::<u8>()),
+    )
         .prop_map(|(dst, gw, mtu, advmss, priority, table, scope)| Route { dst, gw, mtu, advmss, priority, table, scope })
 }
 fn interface() -> impl Strategy<Value = Interface> {

@@ -76,10 +76,15 @@ impl Plugin for Noop {
         let conf = args.net_conf()?;
         let prev = args.prev_result(&conf)?;
         match self.control.get("reportResult") {
-            None => Ok(prev.unwrap_or_else(|| CniResult::create(&conf.cni_version, format!("{{\"cniVersion\":{:?}}}", conf.cni_version).as_bytes()).expect("empty result"))),
+            None => Ok(prev.unwrap_or_else(|| {
+                CniResult::create(&conf.cni_version, format!("{{\"cniVersion\":{:?}}}", conf.cni_version).as_bytes()).expect("empty result")
+            })),
             Some(Value::String(s)) if s == "PASSTHROUGH" => prev.ok_or_else(|| CniError::invalid_config("PASSTHROUGH without prevResult")),
             Some(Value::String(s)) if s == "INJECT-DNS" => {
-                let mut r = prev.ok_or_else(|| CniError::invalid_config("INJECT-DNS without prevResult"))?.to_current().map_err(|e| CniError::internal(e.to_string()))?;
+                let mut r = prev
+                    .ok_or_else(|| CniError::invalid_config("INJECT-DNS without prevResult"))?
+                    .to_current()
+                    .map_err(|e| CniError::internal(e.to_string()))?;
                 r.dns.nameservers = vec![parse_ip("1.2.3.4").expect("ip").to_string()];
                 Ok(r.into())
             }
@@ -135,6 +140,13 @@ fn main() {
     let vrefs: Vec<&str> = versions.iter().map(String::as_str).collect();
     let about = About::new("noop", "noop test plugin", &vrefs);
     let getenv = |k: &str| std::env::var(k).ok();
-    let code = cni_plugin::dispatch(&Noop { control }, &about, &getenv, &mut &stdin_raw[..], &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let code = cni_plugin::dispatch(
+        &Noop { control },
+        &about,
+        &getenv,
+        &mut &stdin_raw[..],
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
     std::process::exit(exit_code.unwrap_or(code));
 }

@@ -120,9 +120,7 @@ pub mod opt_ip {
         match Option::<String>::deserialize(d)? {
             None => Ok(None),
             Some(s) if s.is_empty() => Ok(None),
-            Some(s) => parse_ip(&s)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid IP address: {s}"))),
+            Some(s) => parse_ip(&s).map(Some).ok_or_else(|| serde::de::Error::custom(format!("invalid IP address: {s}"))),
         }
     }
 }

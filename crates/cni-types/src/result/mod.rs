@@ -125,17 +125,19 @@ impl CniResult {
         Self::create(&version, bytes)
     }
 
-    /// The spec version of this result. An unset version reads as the newest of its shape.
+    /// The spec version of this result. A version that is unset, or that does not belong to the
+    /// result's shape (a 1.x result stamped "0.4.0" by a plugin that copied its config's version),
+    /// reads as the newest version of the shape, so conversion starts from what the data is.
     pub fn version(&self) -> &str {
-        let (v, default) = match self {
-            CniResult::V02(r) => (&r.cni_version, "0.2.0"),
-            CniResult::V04(r) => (&r.cni_version, "0.4.0"),
-            CniResult::V1(r) => (&r.cni_version, "1.1.0"),
+        let (v, fam, default) = match self {
+            CniResult::V02(r) => (&r.cni_version, Family::V02, "0.2.0"),
+            CniResult::V04(r) => (&r.cni_version, Family::V04, "0.4.0"),
+            CniResult::V1(r) => (&r.cni_version, Family::V1, "1.1.0"),
         };
-        if v.is_empty() {
-            default
-        } else {
-            v
+        match family(v) {
+            Some(f) if f == fam => v,
+            None if !v.is_empty() => v,
+            _ => default,
         }
     }
 

@@ -88,10 +88,7 @@ fn from_020_upconverts_in_order() {
 fn unknown_versions() {
     let r = CniResult::from_bytes(BRIDGE_100.as_bytes()).unwrap();
     assert_eq!(r.convert("1.2.0").unwrap_err().to_string(), "no converter for CNI result version 1.0.0 to 1.2.0");
-    assert_eq!(
-        CniResult::create("2.0.0", b"{}").unwrap_err().to_string(),
-        "unsupported CNI result version \"2.0.0\""
-    );
+    assert_eq!(CniResult::create("2.0.0", b"{}").unwrap_err().to_string(), "unsupported CNI result version \"2.0.0\"");
     assert_eq!(
         CniResult::create("0.4.0", br#"{"cniVersion":"1.0.0"}"#).unwrap_err().to_string(),
         r#"result type supports ["0.3.0" "0.3.1" "0.4.0"] but unmarshalled CNIVersion is "1.0.0""#
@@ -126,4 +123,22 @@ fn pretty_print_is_four_space_indented() {
 fn rejects_malformed_addresses() {
     let e = CniResult::from_bytes(br#"{"cniVersion":"1.0.0","ips":[{"address":"10.0.0.2"}]}"#).unwrap_err();
     assert!(e.to_string().contains("invalid CIDR address: 10.0.0.2"), "{e}");
+}
+
+#[test]
+fn shape_decides_when_the_stamped_version_belongs_to_another_shape() {
+    // a plugin that builds a 1.x result but stamps its config's "0.4.0" on it
+    let r = CniResult::V1(Result100 {
+        cni_version: "0.4.0".into(),
+        ips: vec![IpConfig { interface: Some(0), address: parse_cidr("10.0.0.2/24").unwrap(), gateway: None }],
+        ..Default::default()
+    });
+    assert_eq!(r.version(), "1.1.0");
+    assert_eq!(
+        s(&r.convert("0.4.0").unwrap()),
+        r#"{"cniVersion":"0.4.0","ips":[{"version":"4","interface":0,"address":"10.0.0.2/24"}],"dns":{}}"#
+    );
+    // an unknown version is kept, so converting from it fails clearly
+    let r = CniResult::V1(Result100 { cni_version: "9.9.9".into(), ..Default::default() });
+    assert_eq!(r.convert("1.0.0").unwrap_err().to_string(), "no converter for CNI result version 9.9.9 to 1.0.0");
 }
