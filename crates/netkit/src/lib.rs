@@ -1,0 +1,11 @@
+//! Kernel access for rcni's plugins: network namespaces (the one guard that enters them),
+//! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes.
+
+pub mod error;
+pub mod netlink;
+pub mod netns;
+pub mod sysctl;
+
+pub use error::{Error, Result};
+pub use netlink::Netlink;
+pub use netns::{NetNs, NetNsGuard};
