@@ -5,7 +5,7 @@ use crate::error::Result;
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::IpAddr;
@@ -90,19 +90,15 @@ impl RouteSpec {
     pub fn message(&self) -> RouteMessage {
         let mut m = RouteMessage::default();
         let v4 = self.dst.addr().is_ipv4();
-        let mut h = RouteHeader::default();
+        let has_gw = self.gw.is_some() || self.multipath.iter().any(|n| n.gw.is_some());
+        let h = &mut m.header;
         h.address_family = if v4 { AddressFamily::Inet } else { AddressFamily::Inet6 };
         h.destination_prefix_length = self.dst.prefix_len();
         h.protocol = RouteProtocol::from(self.protocol);
         h.kind = RouteType::Unicast;
-        let has_gw = self.gw.is_some() || self.multipath.iter().any(|n| n.gw.is_some());
         h.scope = RouteScope::from(self.scope.unwrap_or(if has_gw { 0 } else { 253 }));
-        if self.table < 256 {
-            h.table = self.table as u8;
-        } else {
-            h.table = 252; // RT_TABLE_COMPAT: the real id is in RTA_TABLE
-        }
-        m.header = h;
+        // tables above 255 travel in RTA_TABLE, with RT_TABLE_COMPAT in the header
+        h.table = if self.table < 256 { self.table as u8 } else { 252 };
         m.attributes.push(RouteAttribute::Table(self.table));
         if self.dst.prefix_len() > 0 {
             m.attributes.push(RouteAttribute::Destination(RouteAddress::from(self.dst.addr())));
