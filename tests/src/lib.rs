@@ -91,3 +91,99 @@ pub fn go_cnitool() -> std::path::PathBuf {
     assert!(p.exists(), "Go cnitool not found at {} (scripts/build-go-cnitool builds it; scripts/test runs that)", p.display());
     p
 }
+
+/// An installed copy of the rcni binary with every applet name linked (`<dir>/host-local`, …).
+pub struct Installed {
+    pub dir: tempfile::TempDir,
+}
+
+impl Installed {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        run_ok(rcni_bin().to_str().expect("utf-8 path"), &["install", "--dir", dir.path().to_str().expect("utf-8 path")]);
+        Installed { dir }
+    }
+
+    pub fn path(&self, applet: &str) -> std::path::PathBuf {
+        self.dir.path().join(applet)
+    }
+}
+
+impl Default for Installed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One plugin call as a runtime makes it: the six `CNI_*` variables and the config on stdin.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    pub command: &'static str,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub args: String,
+    pub path: String,
+}
+
+impl Call {
+    pub fn new(command: &'static str, container_id: &str, ifname: &str) -> Self {
+        Call {
+            command,
+            container_id: container_id.into(),
+            netns: "/var/run/netns/none".into(),
+            ifname: ifname.into(),
+            args: String::new(),
+            path: "/opt/cni/bin".into(),
+        }
+    }
+
+    pub fn netns(mut self, netns: &str) -> Self {
+        self.netns = netns.into();
+        self
+    }
+
+    pub fn args(mut self, args: &str) -> Self {
+        self.args = args.into();
+        self
+    }
+
+    /// Runs `plugin` with `stdin`; returns the exit code and stdout, parsed as JSON when any.
+    pub fn run(&self, plugin: &std::path::Path, stdin: &str) -> (i32, serde_json::Value) {
+        use std::io::Write;
+        let mut child = Command::new(plugin)
+            .env("CNI_COMMAND", self.command)
+            .env("CNI_CONTAINERID", &self.container_id)
+            .env("CNI_NETNS", &self.netns)
+            .env("CNI_IFNAME", &self.ifname)
+            .env("CNI_ARGS", &self.args)
+            .env("CNI_PATH", &self.path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", plugin.display()));
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        let v = if out.stdout.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::String(String::from_utf8_lossy(&out.stdout).into()))
+        };
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    /// Runs and expects success.
+    pub fn ok(&self, plugin: &std::path::Path, stdin: &str) -> serde_json::Value {
+        let (code, v) = self.run(plugin, stdin);
+        assert_eq!(code, 0, "{} {} failed: {v}", plugin.display(), self.command);
+        v
+    }
+
+    /// Runs and expects a CNI error; returns it.
+    pub fn err(&self, plugin: &std::path::Path, stdin: &str) -> serde_json::Value {
+        let (code, v) = self.run(plugin, stdin);
+        assert_ne!(code, 0, "{} {} should have failed: {v}", plugin.display(), self.command);
+        v
+    }
+}

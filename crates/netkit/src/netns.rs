@@ -85,6 +85,25 @@ impl NetNs {
         cmd.spawn().map_err(|e| Error::io(format!("starting {:?}", cmd.get_program()), e))
     }
 
+    /// Starts `cmd` in this namespace the way `ip netns exec` does: in a private mount namespace
+    /// with `/sys` remounted, so `/sys/class/net` shows this namespace's links.
+    pub fn spawn_with_sysfs(&self, cmd: &mut Command) -> Result<Child> {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs in the child between fork and exec and only makes system
+        // calls (unshare, mount, umount2) with paths that fit nix's stack buffers.
+        unsafe {
+            cmd.pre_exec(|| {
+                unshare(CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
+                let _ = mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>);
+                if umount2("/sys", MntFlags::MNT_DETACH).is_ok() {
+                    let _ = mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>);
+                }
+                Ok(())
+            });
+        }
+        self.spawn(cmd)
+    }
+
     pub(crate) fn as_raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }

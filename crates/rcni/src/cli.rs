@@ -27,6 +27,11 @@ enum Command {
     },
     /// List the names this binary answers to
     Applets,
+    /// Manage network namespaces (add, ls, del, exec, identify)
+    Netns {
+        #[command(subcommand)]
+        cmd: crate::netns_cmd::NetnsCmd,
+    },
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -38,7 +43,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     match cli.command {
-        Command::Install { dir } => match crate::install::install(&dir, crate::APPLETS) {
+        Command::Install { dir } => match crate::install::install(&dir, &crate::applets()) {
             Ok(made) => {
                 for p in made {
                     println!("{}", p.display());
@@ -51,8 +56,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
             }
         },
         Command::Cnitool { args } => crate::cnitool::main(&args),
+        Command::Netns { cmd } => crate::netns_cmd::run(cmd),
         Command::Applets => {
-            for a in crate::APPLETS {
+            for a in crate::applets() {
                 println!("{a}");
             }
             0

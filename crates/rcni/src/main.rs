@@ -4,12 +4,15 @@
 mod cli;
 mod cnitool;
 mod install;
+mod netns_cmd;
 
 use std::ffi::OsString;
 use std::path::Path;
 
-/// The names this binary answers to besides `rcni`.
-pub const APPLETS: &[&str] = &["cnitool"];
+/// The names this binary answers to besides `rcni`: cnitool and every plugin.
+pub fn applets() -> Vec<&'static str> {
+    std::iter::once("cnitool").chain(plugins::PLUGINS.iter().map(|p| p.name)).collect()
+}
 
 fn applet_name(argv0: &OsString) -> String {
     Path::new(argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
@@ -32,7 +35,10 @@ fn main() {
     init_logging();
     let code = match name.as_str() {
         "cnitool" => cnitool::main(&args[1..]),
-        _ => cli::main(args),
+        other => match plugins::run(other) {
+            Some(code) => code,
+            None => cli::main(args),
+        },
     };
     std::process::exit(code);
 }

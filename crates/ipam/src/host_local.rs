@@ -1,0 +1,316 @@
+//! host-local IPAM: configuration and allocation with the reference's rules (round-robin from
+//! the last reserved address, the gateway skipped, requested addresses honoured, one address per
+//! range set, dual-stack through several range sets).
+
+use crate::range::{Range, RangeSet};
+use crate::store::{Store, DEFAULT_DATA_DIR};
+use cni_types::capabilities::IpRange;
+use cni_types::error::code;
+use cni_types::result::{parse_cidr, parse_ip, Dns, IpConfig, Result100, Route};
+use cni_types::{version, CniArgs, CniError, NetConf};
+use serde::Deserialize;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The `ipam` section host-local reads.
+#[derive(Debug, Default, Deserialize)]
+struct IpamSection {
+    #[serde(default)]
+    routes: Option<Vec<Route>>,
+    #[serde(rename = "dataDir", default)]
+    data_dir: Option<String>,
+    #[serde(rename = "resolvConf", default)]
+    resolv_conf: Option<String>,
+    #[serde(default)]
+    ranges: Option<Vec<Vec<IpRange>>>,
+    // the legacy single range
+    #[serde(default)]
+    subnet: Option<String>,
+    #[serde(rename = "rangeStart", default)]
+    range_start: Option<String>,
+    #[serde(rename = "rangeEnd", default)]
+    range_end: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+}
+
+/// A host-local configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub cni_version: String,
+    pub routes: Vec<Route>,
+    pub data_dir: PathBuf,
+    pub resolv_conf: Option<PathBuf>,
+    pub ranges: Vec<RangeSet>,
+    /// Requested addresses (`CNI_ARGS` `IP=`, `args.cni.ips`, `runtimeConfig.ips`).
+    pub requested: Vec<IpAddr>,
+}
+
+fn invalid(msg: impl Into<String>) -> CniError {
+    CniError::invalid_config(msg)
+}
+
+/// An address as Go's `ip.IP` reads it: `10.0.0.5` or `10.0.0.5/24` (the prefix is ignored).
+fn parse_requested(s: &str) -> Option<IpAddr> {
+    if s.contains('/') {
+        parse_cidr(s).map(|n| n.addr())
+    } else {
+        parse_ip(s)
+    }
+}
+
+fn section(conf: &NetConf) -> Result<IpamSection, CniError> {
+    let Some(ipam) = &conf.ipam else {
+        return Err(invalid("IPAM config missing 'ipam' key"));
+    };
+    IpamSection::deserialize(serde_json::Value::Object(ipam.rest.clone())).map_err(|e| invalid(format!("invalid ipam config: {e}")))
+}
+
+fn data_dir(s: &IpamSection) -> PathBuf {
+    PathBuf::from(s.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR))
+}
+
+/// Reads and validates host-local's configuration from the plugin's stdin and `CNI_ARGS`.
+pub fn load_config(stdin: &[u8], cni_args: &str) -> Result<Config, CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    let s = section(&conf)?;
+    let mut requested = Vec::new();
+    if !cni_args.is_empty() {
+        let args =
+            CniArgs::parse_known(cni_args, &["IP"]).map_err(|e| CniError::new(code::INVALID_ENVIRONMENT_VARIABLES, e.to_string()))?;
+        if let Some(ip) = args.get("IP") {
+            requested.push(
+                parse_requested(ip)
+                    .ok_or_else(|| CniError::new(code::INVALID_ENVIRONMENT_VARIABLES, format!("invalid IP address in CNI_ARGS: {ip}")))?,
+            );
+        }
+    }
+    if let Some(ips) = conf.args_cni("ips") {
+        let ips: Vec<String> = serde_json::from_value(ips.clone()).map_err(|e| invalid(format!("invalid args.cni.ips: {e}")))?;
+        for ip in ips {
+            requested.push(parse_requested(&ip).ok_or_else(|| invalid(format!("invalid IP address in args.cni.ips: {ip}")))?);
+        }
+    }
+    for ip in &conf.runtime_config.ips {
+        requested.push(parse_requested(ip).ok_or_else(|| invalid(format!("invalid IP address in runtimeConfig.ips: {ip}")))?);
+    }
+
+    let mut raw_sets: Vec<Vec<IpRange>> = conf.runtime_config.ip_ranges.clone();
+    if let Some(subnet) = s.subnet.as_ref().filter(|s| !s.is_empty()) {
+        raw_sets.push(vec![IpRange {
+            subnet: subnet.clone(),
+            range_start: s.range_start.clone().unwrap_or_default(),
+            range_end: s.range_end.clone().unwrap_or_default(),
+            gateway: s.gateway.clone().unwrap_or_default(),
+        }]);
+    }
+    raw_sets.extend(s.ranges.clone().unwrap_or_default());
+    if raw_sets.is_empty() {
+        return Err(invalid("no IP ranges specified"));
+    }
+    let mut ranges = Vec::with_capacity(raw_sets.len());
+    for (i, set) in raw_sets.iter().enumerate() {
+        ranges.push(RangeSet::from_config(set).map_err(|e| invalid(format!("invalid range set {i}: {e}")))?);
+    }
+    let v4 = ranges.iter().filter(|r| r.is_ipv4()).count();
+    if (v4 > 1 || ranges.len() - v4 > 1) && !version::greater_than_or_equal(&conf.cni_version, "0.3.0").unwrap_or(false) {
+        return Err(CniError::new(
+            code::INCOMPATIBLE_CNI_VERSION,
+            format!("CNI version {} does not support more than 1 address per family", conf.cni_version),
+        ));
+    }
+    for i in 0..ranges.len() {
+        for j in i + 1..ranges.len() {
+            if ranges[i].overlaps(&ranges[j]) {
+                return Err(invalid(format!("range set {i} overlaps with {j}")));
+            }
+        }
+    }
+    Ok(Config {
+        name: conf.name.clone(),
+        cni_version: conf.cni_version.clone(),
+        routes: s.routes.clone().unwrap_or_default(),
+        data_dir: data_dir(&s),
+        resolv_conf: s.resolv_conf.as_ref().filter(|p| !p.is_empty()).map(PathBuf::from),
+        ranges,
+        requested,
+    })
+}
+
+/// The network name and data directory, for a DEL whose configuration is otherwise broken: the
+/// addresses of a container can be released without knowing its ranges.
+pub fn store_location(stdin: &[u8]) -> Result<(String, PathBuf), CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    let dir = section(&conf).map(|s| data_dir(&s)).unwrap_or_else(|_| PathBuf::from(DEFAULT_DATA_DIR));
+    if conf.name.is_empty() {
+        return Err(invalid("missing network name"));
+    }
+    Ok((conf.name, dir))
+}
+
+/// `resolv.conf` → DNS settings (`nameserver`, `domain`, `search`, `options`).
+pub fn parse_resolv_conf(path: &Path) -> Result<Dns, CniError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CniError::io(format!("reading {}: {e}", path.display())))?;
+    let mut dns = Dns::default();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 2 {
+            continue;
+        }
+        match fields[0] {
+            "nameserver" => dns.nameservers.push(fields[1].to_string()),
+            "domain" => dns.domain = fields[1].to_string(),
+            "search" => dns.search.extend(fields[1..].iter().map(|s| s.to_string())),
+            "options" => dns.options.extend(fields[1..].iter().map(|s| s.to_string())),
+            _ => {}
+        }
+    }
+    Ok(dns)
+}
+
+fn io_err(e: std::io::Error) -> CniError {
+    CniError::io(e.to_string())
+}
+
+/// Round-robin iteration over a range set from the address after the last reserved one.
+struct RangeIter<'a> {
+    set: &'a RangeSet,
+    idx: usize,
+    cur: Option<IpAddr>,
+    start: Option<IpAddr>,
+}
+
+impl<'a> RangeIter<'a> {
+    fn new(set: &'a RangeSet, last: Option<IpAddr>) -> Self {
+        match last.and_then(|l| set.0.iter().position(|r| r.contains(&l)).map(|i| (i, l))) {
+            Some((idx, l)) => RangeIter { set, idx, cur: Some(l), start: None },
+            None => RangeIter { set, idx: 0, cur: None, start: Some(set.0[0].range_start) },
+        }
+    }
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = (IpAddr, &'a Range);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let mut r = &self.set.0[self.idx];
+            let Some(cur) = self.cur else {
+                self.cur = Some(r.range_start);
+                self.start = Some(r.range_start);
+                if r.range_start == r.gateway {
+                    continue;
+                }
+                return Some((r.range_start, r));
+            };
+            let next = if cur == r.range_end {
+                self.idx = (self.idx + 1) % self.set.0.len();
+                r = &self.set.0[self.idx];
+                r.range_start
+            } else {
+                crate::ip::add(cur, 1)
+            };
+            self.cur = Some(next);
+            match self.start {
+                None => self.start = Some(next),
+                Some(s) if s == next => return None,
+                Some(_) => {}
+            }
+            if next == r.gateway {
+                continue;
+            }
+            return Some((next, r));
+        }
+    }
+}
+
+/// Allocates one address from range set `idx` for `(id, ifname)`.
+fn get(store: &Store, set: &RangeSet, idx: usize, id: &str, ifname: &str, requested: Option<IpAddr>) -> Result<IpConfig, CniError> {
+    let internal = CniError::internal;
+    let (ip, range) = match requested {
+        Some(ip) => {
+            let r = set.range_for(&ip).map_err(invalid)?;
+            if ip == r.gateway {
+                return Err(invalid(format!("requested ip {ip} is subnet's gateway")));
+            }
+            if !store.reserve(id, ifname, &ip, idx).map_err(io_err)? {
+                return Err(internal(format!("requested IP address {ip} is not available in range set {set}")));
+            }
+            (ip, r)
+        }
+        None => {
+            for held in store.get_by_id(id, ifname) {
+                if set.contains(&held) {
+                    return Err(internal(format!("{held} has been allocated to {id}, duplicate allocation is not allowed")));
+                }
+            }
+            let mut found = None;
+            for (ip, r) in RangeIter::new(set, store.last_reserved_ip(idx)) {
+                if store.reserve(id, ifname, &ip, idx).map_err(io_err)? {
+                    found = Some((ip, r));
+                    break;
+                }
+            }
+            found.ok_or_else(|| internal(format!("no IP addresses available in range set: {set}")))?
+        }
+    };
+    let address = ipnet::IpNet::new(ip, range.subnet.prefix_len()).expect("prefix of the subnet");
+    Ok(IpConfig { interface: None, address, gateway: Some(range.gateway) })
+}
+
+/// ADD: one address per range set, all requested addresses honoured or nothing kept. On failure
+/// only the addresses taken by this call are given back (Go's plugin releases everything the
+/// container holds, including a lease it had before a duplicate ADD).
+pub fn allocate(conf: &Config, id: &str, ifname: &str) -> Result<Result100, CniError> {
+    let mut result = Result100 { cni_version: version::CURRENT.into(), ..Default::default() };
+    if let Some(p) = &conf.resolv_conf {
+        result.dns = parse_resolv_conf(p)?;
+    }
+    let store = Store::open(&conf.data_dir, &conf.name).map_err(io_err)?;
+    let mut pending: VecDeque<IpAddr> = conf.requested.iter().copied().collect();
+    let undo = |store: &Store, taken: &[IpConfig]| {
+        for ipc in taken {
+            let _ = store.release_ip(&ipc.address.addr(), id, ifname);
+        }
+    };
+    for (idx, set) in conf.ranges.iter().enumerate() {
+        let requested = pending.iter().position(|ip| set.contains(ip)).and_then(|p| pending.remove(p));
+        match get(&store, set, idx, id, ifname, requested) {
+            Ok(ipc) => result.ips.push(ipc),
+            Err(mut e) => {
+                undo(&store, &result.ips);
+                e.msg = format!("failed to allocate for range {idx}: {}", e.msg);
+                return Err(e);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        undo(&store, &result.ips);
+        let list: Vec<String> = pending.iter().map(|ip| ip.to_string()).collect();
+        return Err(invalid(format!("failed to allocate all requested IPs: {}", list.join(" "))));
+    }
+    result.routes = conf.routes.clone();
+    Ok(result)
+}
+
+/// DEL: releases every address of `(id, ifname)` in the network; unknown IDs are fine.
+pub fn release(name: &str, data_dir: &Path, id: &str, ifname: &str) -> Result<(), CniError> {
+    let store = Store::open(data_dir, name).map_err(io_err)?;
+    store.release_by_id(id, ifname).map(|_| ()).map_err(io_err)
+}
+
+/// CHECK: `(id, ifname)` holds an address.
+pub fn check(conf: &Config, id: &str, ifname: &str) -> Result<(), CniError> {
+    let store = Store::open(&conf.data_dir, &conf.name).map_err(io_err)?;
+    if store.find_by_id(id, ifname) {
+        Ok(())
+    } else {
+        Err(CniError::internal(format!("host-local: Failed to find address added by container {id}")))
+    }
+}

@@ -1,0 +1,238 @@
+//! host-local's on-disk store, byte-compatible with the Go plugin's so a node can switch
+//! without losing leases:
+//!
+//! ```text
+//! <dataDir>/<network>/lock                  empty; flock(2) serialises allocators (Go's too)
+//! <dataDir>/<network>/<ip>                  "<containerID>\r\n<ifname>" (no trailing newline)
+//! <dataDir>/<network>/last_reserved_ip.<N>  the last address handed out from range set N
+//! ```
+//!
+//! Files holding only `<containerID>` (the old format) are matched too. A reservation is
+//! written to a temporary file and hard-linked into place, so a crash never leaves an empty
+//! reservation that nobody can release (Go's plugin writes into the new file directly).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+const LINE_BREAK: &str = "\r\n";
+
+/// One network's store, locked for as long as it lives.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+}
+
+fn err(what: impl std::fmt::Display, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl Store {
+    /// Opens (creating) `<data_dir>/<network>` and takes its lock.
+    pub fn open(data_dir: &Path, network: &str) -> io::Result<Store> {
+        let dir = data_dir.join(network);
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir).map_err(|e| err(format!("creating {}", dir.display()), e))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| err(format!("opening {}", lock_path.display()), e))?;
+        lock.lock().map_err(|e| err(format!("locking {}", lock_path.display()), e))?;
+        Ok(Store { dir, _lock: lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ip_path(&self, ip: &IpAddr) -> PathBuf {
+        self.dir.join(ip.to_string())
+    }
+
+    /// Reserves `ip` for `(id, ifname)`; false when it is taken. Records it as the last address
+    /// handed out from range set `range_id`.
+    pub fn reserve(&self, id: &str, ifname: &str, ip: &IpAddr, range_id: usize) -> io::Result<bool> {
+        let path = self.ip_path(ip);
+        let tmp = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
+        let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let _ = std::fs::remove_file(&tmp);
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(content.as_bytes())
+        };
+        write().map_err(|e| err(format!("writing {}", tmp.display()), e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(err(format!("reserving {}", path.display()), e)),
+        }
+        let last = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&last)
+            .map_err(|e| err(format!("writing {}", last.display()), e))?;
+        f.write_all(ip.to_string().as_bytes()).map_err(|e| err(format!("writing {}", last.display()), e))?;
+        Ok(true)
+    }
+
+    /// The last address handed out from range set `range_id`, if recorded and readable.
+    pub fn last_reserved_ip(&self, range_id: usize) -> Option<IpAddr> {
+        let s = std::fs::read_to_string(self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        cni_types::result::parse_ip(s.trim())
+    }
+
+    /// Every regular file under the store (recursively, as Go's walk), with its trimmed content.
+    fn files(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.dir.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            for e in entries.flatten() {
+                let Ok(t) = e.file_type() else { continue };
+                if t.is_dir() {
+                    stack.push(e.path());
+                } else if t.is_file() {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    // (temporary files of a crashed reservation are included: a release removes them)
+                    if name == "lock" || name.starts_with(LAST_IP_PREFIX) {
+                        continue;
+                    }
+                    if let Ok(s) = std::fs::read_to_string(e.path()) {
+                        out.push((e.path(), s.trim().to_string()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The addresses held by `(id, ifname)`, old-format files (ID only) included.
+    pub fn get_by_id(&self, id: &str, ifname: &str) -> Vec<IpAddr> {
+        let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let old = id.trim();
+        self.files()
+            .into_iter()
+            .filter(|(_, c)| *c == key || c == old)
+            .filter_map(|(p, _)| p.file_name().and_then(|n| cni_types::result::parse_ip(&n.to_string_lossy())))
+            .collect()
+    }
+
+    /// True if `(id, ifname)` holds an address (old-format files count).
+    pub fn find_by_id(&self, id: &str, ifname: &str) -> bool {
+        !self.get_by_id(id, ifname).is_empty()
+    }
+
+    /// Releases every address of `(id, ifname)`; if there is none in the new format, the
+    /// old-format files of `id` are released. Unknown IDs are fine.
+    pub fn release_by_id(&self, id: &str, ifname: &str) -> io::Result<usize> {
+        let files = self.files();
+        let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let mut n = self.remove_matching(&files, &key)?;
+        if n == 0 {
+            n = self.remove_matching(&files, id.trim())?;
+        }
+        Ok(n)
+    }
+
+    /// Releases one address if `(id, ifname)` holds it.
+    pub fn release_ip(&self, ip: &IpAddr, id: &str, ifname: &str) -> io::Result<bool> {
+        let path = self.ip_path(ip);
+        match std::fs::read_to_string(&path) {
+            Ok(c) if c.trim() == format!("{}{LINE_BREAK}{ifname}", id.trim()) => std::fs::remove_file(&path).map(|_| true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(err(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    fn remove_matching(&self, files: &[(PathBuf, String)], key: &str) -> io::Result<usize> {
+        let mut n = 0;
+        for (p, c) in files {
+            if c == key {
+                match std::fs::remove_file(p) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(format!("releasing {}", p.display()), e)),
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn files_are_byte_compatible() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        assert!(s.reserve(" c1 ", "eth0", &ip("10.0.0.2"), 0).unwrap());
+        assert!(!s.reserve("c2", "eth0", &ip("10.0.0.2"), 0).unwrap(), "taken");
+        assert!(s.reserve("c1", "eth1", &ip("fd00::2"), 1).unwrap());
+        let dir = d.path().join("net");
+        assert_eq!(std::fs::read(dir.join("10.0.0.2")).unwrap(), b"c1\r\neth0");
+        assert_eq!(std::fs::read(dir.join("fd00::2")).unwrap(), b"c1\r\neth1");
+        assert_eq!(std::fs::read(dir.join("last_reserved_ip.0")).unwrap(), b"10.0.0.2");
+        assert_eq!(std::fs::read(dir.join("last_reserved_ip.1")).unwrap(), b"fd00::2");
+        assert_eq!(std::fs::read(dir.join("lock")).unwrap(), b"");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(dir.join("10.0.0.2")).unwrap().permissions().mode() & 0o777, 0o600);
+        let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, vec!["10.0.0.2", "fd00::2", "last_reserved_ip.0", "last_reserved_ip.1", "lock"], "no temporary files left");
+        assert_eq!(s.last_reserved_ip(0), Some(ip("10.0.0.2")));
+        assert_eq!(s.get_by_id("c1", "eth0"), vec![ip("10.0.0.2")]);
+        assert!(s.find_by_id("c1", "eth1"));
+        assert!(!s.find_by_id("c3", "eth0"));
+    }
+
+    #[test]
+    fn release_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        let dir = d.path().join("net");
+        s.reserve("c1", "eth0", &ip("10.0.0.2"), 0).unwrap();
+        s.reserve("c1", "eth1", &ip("10.0.0.3"), 0).unwrap();
+        // whitespace around the content is tolerated, old format (ID only) is matched
+        std::fs::write(dir.join("10.0.0.4"), "c2\n").unwrap();
+        std::fs::write(dir.join("10.0.0.5"), " c3\r\neth0\n").unwrap();
+        assert_eq!(s.get_by_id("c2", "eth0"), vec![ip("10.0.0.4")]);
+        assert_eq!(s.release_by_id("c1", "eth0").unwrap(), 1);
+        assert!(dir.join("10.0.0.3").exists(), "the other interface keeps its address");
+        assert_eq!(s.release_by_id("c2", "eth0").unwrap(), 1, "old format released");
+        assert_eq!(s.release_by_id("c3", "eth0").unwrap(), 1);
+        assert_eq!(s.release_by_id("unknown", "eth0").unwrap(), 0);
+        assert!(dir.join("lock").exists() && dir.join("last_reserved_ip.0").exists());
+    }
+
+    #[test]
+    fn the_lock_excludes_a_second_store() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        let other = File::open(d.path().join("net/lock")).unwrap();
+        assert!(other.try_lock().is_err(), "held while the store is open");
+        drop(s);
+        assert!(other.try_lock().is_ok());
+    }
+}

@@ -1,0 +1,55 @@
+//! rcni's plugins. Each lives in one file and reads top to bottom; the mechanisms they share
+//! are in `netkit` (kernel) and `ipam` (address management).
+
+pub mod host_local;
+pub mod loopback;
+pub mod static_ip;
+
+use cni_plugin::{About, Plugin};
+
+/// A plugin the multi-call binary can run.
+pub struct Entry {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// Spec versions the plugin accepts.
+    pub versions: &'static [&'static str],
+    pub plugin: &'static (dyn Plugin + Sync),
+}
+
+/// Every plugin rcni ships, by the name it is installed and invoked under.
+pub static PLUGINS: &[Entry] = &[
+    Entry {
+        name: "host-local",
+        description: "CNI host-local IPAM plugin (rcni)",
+        versions: cni_types::version::ALL,
+        plugin: &host_local::HostLocal,
+    },
+    Entry { name: "loopback", description: "CNI loopback plugin (rcni)", versions: cni_types::version::ALL, plugin: &loopback::Loopback },
+    Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
+];
+
+/// The plugin called `name`.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    PLUGINS.iter().find(|e| e.name == name)
+}
+
+/// Runs plugin `name` against this process's environment, stdin and stdout; returns its exit
+/// code, or `None` if rcni has no such plugin.
+pub fn run(name: &str) -> Option<i32> {
+    let e = find(name)?;
+    let about = About::new(e.name, e.description, e.versions);
+    let getenv = |k: &str| std::env::var(k).ok();
+    Some(cni_plugin::dispatch(
+        e.plugin,
+        &about,
+        &getenv,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    ))
+}
+
+/// A kernel-layer failure as a CNI error.
+pub(crate) fn kernel(e: netkit::Error) -> cni_types::CniError {
+    cni_types::CniError::internal(e.to_string())
+}

@@ -1,0 +1,70 @@
+//! loopback: brings `lo` up in the container (ADD) and down again (DEL).
+//!
+//! Keys: none beyond the common ones. ADD passes `prevResult` through when chained; otherwise it
+//! reports `lo` (MAC 00:00:00:00:00:00) with its first IPv4 and first IPv6 address. An address on
+//! `lo` that is not a loopback address is an error. CHECK: `lo` is up. DEL without a netns, or
+//! with one that is gone, succeeds.
+
+use crate::kernel;
+use cni_plugin::{CmdArgs, Plugin};
+use cni_types::result::{Interface, IpConfig, Result100};
+use cni_types::{version, CniError, CniResult};
+use netkit::{NetNs, Netlink};
+
+pub struct Loopback;
+
+fn open_lo(netns: &str) -> Result<(Netlink, u32), netkit::Error> {
+    let ns = NetNs::open(netns)?;
+    let mut nl = Netlink::open_in(&ns)?;
+    let lo = nl.link_by_name("lo")?;
+    Ok((nl, lo.index))
+}
+
+impl Plugin for Loopback {
+    fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
+        let conf = args.net_conf()?;
+        let prev = args.prev_result(&conf)?;
+        let (mut nl, lo) = open_lo(&args.netns).map_err(kernel)?;
+        nl.set_up(lo, true).map_err(kernel)?;
+        let addrs = nl.addrs(Some(lo), None).map_err(kernel)?;
+        if let Some(bad) = addrs.iter().find(|a| !a.addr.addr().is_loopback()) {
+            return Err(CniError::internal(format!("loopback interface found with non-loopback address \"{}\"", bad.addr.addr())));
+        }
+        if let Some(prev) = prev {
+            return Ok(prev);
+        }
+        let first = |v6: bool| addrs.iter().find(|a| a.addr.addr().is_ipv6() == v6);
+        let ips = [first(false), first(true)]
+            .into_iter()
+            .flatten()
+            .map(|a| IpConfig { interface: Some(0), address: a.addr, gateway: None })
+            .collect();
+        Ok(Result100 {
+            cni_version: version::CURRENT.into(),
+            interfaces: vec![Interface::new("lo", "00:00:00:00:00:00", &args.netns)],
+            ips,
+            ..Default::default()
+        }
+        .into())
+    }
+
+    fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (mut nl, lo) = open_lo(&args.netns).map_err(kernel)?;
+        if nl.link_by_index(lo).map_err(kernel)?.up {
+            Ok(())
+        } else {
+            Err(CniError::internal("loopback interface is down"))
+        }
+    }
+
+    fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
+        if args.netns.is_empty() {
+            return Ok(());
+        }
+        match open_lo(&args.netns) {
+            Ok((mut nl, lo)) => nl.set_up(lo, false).map_err(kernel),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(kernel(e)),
+        }
+    }
+}
