@@ -222,6 +222,18 @@ fn bridge_ports_rename_move_and_attributes() {
     assert!(nl.link_by_name("nkp0renamed").unwrap_err().is_not_found());
     assert!(Netlink::open_in(&tns).unwrap().link_by_name("nkp0renamed").is_ok());
 
+    // a macvlan on a parent, created straight into another namespace
+    nl.add_link(&LinkSpec::new("nkmvpar", LinkKind::Veth(VethPeer { name: "nkmvpar2".into(), netns: None, mac: None, mtu: None }))).unwrap();
+    let parent = nl.link_by_name("nkmvpar").unwrap();
+    let mut mv = LinkSpec::new("mv0", LinkKind::Macvlan { mode: netkit::netlink::MacvlanMode::Bridge });
+    mv.parent = Some(parent.index);
+    mv.netns = Some(&tns);
+    nl.add_link(&mv).unwrap();
+    let d = ip_json(&["-n", &t.name, "-d", "link", "show", "mv0"]);
+    assert_eq!(d[0]["linkinfo"]["info_kind"], "macvlan", "{d}");
+    assert_eq!(d[0]["linkinfo"]["info_data"]["mode"], "bridge", "{d}");
+    nl.del_link(parent.index).unwrap();
+
     // links listing includes the bridge; deleting it works
     assert!(nl.links().unwrap().iter().any(|l| l.name == "nkbr0"));
     nl.del_link(br.index).unwrap();
