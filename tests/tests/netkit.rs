@@ -223,7 +223,8 @@ fn bridge_ports_rename_move_and_attributes() {
     assert!(Netlink::open_in(&tns).unwrap().link_by_name("nkp0renamed").is_ok());
 
     // a macvlan on a parent, created straight into another namespace
-    nl.add_link(&LinkSpec::new("nkmvpar", LinkKind::Veth(VethPeer { name: "nkmvpar2".into(), netns: None, mac: None, mtu: None }))).unwrap();
+    nl.add_link(&LinkSpec::new("nkmvpar", LinkKind::Veth(VethPeer { name: "nkmvpar2".into(), netns: None, mac: None, mtu: None })))
+        .unwrap();
     let parent = nl.link_by_name("nkmvpar").unwrap();
     let mut mv = LinkSpec::new("mv0", LinkKind::Macvlan { mode: netkit::netlink::MacvlanMode::Bridge });
     mv.parent = Some(parent.index);

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod netlink;
 pub mod netns;
+pub mod nft;
 pub mod sysctl;
 
 pub use error::{Error, Result};

@@ -184,7 +184,7 @@ impl Netlink {
 
 /// An errno from the kernel, with the extended-ACK message (`NLMSGERR_ATTR_MSG`) if present. With
 /// `NETLINK_CAP_ACK` the error payload is the request's 16-byte header followed by the TLVs.
-fn kernel_error(op: String, errno: i32, payload: &[u8]) -> Error {
+pub(crate) fn kernel_error(op: String, errno: i32, payload: &[u8]) -> Error {
     let mut detail = None;
     let mut off = 16;
     while off + 4 <= payload.len() {
