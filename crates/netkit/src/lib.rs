@@ -2,9 +2,13 @@
 //! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes.
 
 pub mod error;
+pub mod iface;
+pub mod masq;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod owner;
+pub mod spoofchk;
 pub mod sysctl;
 
 pub use error::{Error, Result};

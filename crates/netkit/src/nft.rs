@@ -924,6 +924,67 @@ impl Nft {
         Ok(out)
     }
 
+    /// One element of a set by key, if present.
+    pub fn get_element(&mut self, family: Family, table: &str, set: &str, key: &[u8]) -> Result<Option<ElementInfo>> {
+        let req = NfTablesMessage::GetSetElement(SetElementMessage {
+            attributes: vec![
+                SetElementList::Table(table.into()),
+                SetElementList::Set(set.into()),
+                SetElementList::Elements(vec![ListAttribute::Element(vec![SetElementAttribute::Key(DataAttribute::Value(key.to_vec()))])]),
+            ],
+        });
+        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family.proto(), 0, 0), req));
+        m.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        let seq = self.next_seq();
+        m.header.sequence_number = seq;
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        self.sock.send(&buf, 0).map_err(|e| Error::io("looking up a set element", e))?;
+        let mut found = None;
+        let mut err = None;
+        self.recv(&mut |h, p| {
+            if h.sequence_number != seq {
+                return Ok(false);
+            }
+            match p {
+                NetlinkPayload::InnerMessage(NetfilterMessage {
+                    inner: NetfilterMessageInner::NfTables(NfTablesMessage::NewSetElement(s)),
+                    ..
+                }) => {
+                    for a in s.attributes {
+                        let SetElementList::Elements(list) = a else { continue };
+                        for item in list {
+                            let ListAttribute::Element(attrs) = item else { continue };
+                            let mut e = ElementInfo { key: Vec::new(), comment: None, interval_end: false };
+                            for ea in attrs {
+                                match ea {
+                                    SetElementAttribute::Key(DataAttribute::Value(k)) => e.key = k,
+                                    SetElementAttribute::UserData(u) => e.comment = userdata_comment(&u),
+                                    _ => {}
+                                }
+                            }
+                            found = Some(e);
+                        }
+                    }
+                    Ok(false)
+                }
+                NetlinkPayload::Error(e) => {
+                    if let Some(c) = e.code {
+                        err = Some(crate::netlink::kernel_error(format!("looking up an element of {table}/{set}"), -c.get(), &e.header));
+                    }
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        match err {
+            Some(e) if e.is_not_found() => Ok(None),
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
     /// Closes the socket without making the caller wait. After deleting nf_tables objects the
     /// kernel holds the closing process for a few milliseconds even though the change is already
     /// committed; a short-lived child, detached from stdio, does that waiting instead.

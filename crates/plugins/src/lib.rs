@@ -1,8 +1,11 @@
 //! rcni's plugins. Each lives in one file and reads top to bottom; the mechanisms they share
 //! are in `netkit` (kernel) and `ipam` (address management).
 
+pub mod bridge;
+pub mod delegate;
 pub mod host_local;
 pub mod loopback;
+pub mod ptp;
 pub mod static_ip;
 
 use cni_plugin::{About, Plugin};
@@ -18,6 +21,7 @@ pub struct Entry {
 
 /// Every plugin rcni ships, by the name it is installed and invoked under.
 pub static PLUGINS: &[Entry] = &[
+    Entry { name: "bridge", description: "CNI bridge plugin (rcni)", versions: cni_types::version::ALL, plugin: &bridge::Bridge },
     Entry {
         name: "host-local",
         description: "CNI host-local IPAM plugin (rcni)",
@@ -25,6 +29,7 @@ pub static PLUGINS: &[Entry] = &[
         plugin: &host_local::HostLocal,
     },
     Entry { name: "loopback", description: "CNI loopback plugin (rcni)", versions: cni_types::version::ALL, plugin: &loopback::Loopback },
+    Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
 ];
 

@@ -460,6 +460,35 @@ impl Netlink {
         self.request(RouteNetlinkMessage::DelLink(m), 0, &|| format!("removing VLAN {vid} from bridge port #{index}"))
     }
 
+    /// The VLANs configured on a bridge port (`bridge vlan show dev …`).
+    pub fn bridge_vlans(&mut self, index: u32) -> Result<Vec<u16>> {
+        let make = || {
+            let mut m = base(0);
+            m.header.interface_family = AddressFamily::Bridge;
+            // IFLA_EXT_MASK = RTEXT_FILTER_BRVLAN
+            m.attributes.push(LinkAttribute::ExtMask(vec![netlink_packet_route::link::LinkExtentMask::Brvlan]));
+            RouteNetlinkMessage::GetLink(m)
+        };
+        let msgs = self.dump(&make, &|| format!("listing the VLANs of bridge port #{index}"))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let RouteNetlinkMessage::NewLink(l) = m else { continue };
+            if l.header.index != index {
+                continue;
+            }
+            for a in &l.attributes {
+                if let LinkAttribute::AfSpecBridge(spec) = a {
+                    for s in spec {
+                        if let AfSpecBridge::VlanInfo(v) = s {
+                            out.push(v.vid);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The peer of a veth: its index and, when it lives in another namespace, that namespace's
     /// id as seen from this socket's namespace.
     pub fn veth_peer(&mut self, index: u32) -> Result<(u32, Option<i32>)> {

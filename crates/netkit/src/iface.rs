@@ -1,0 +1,164 @@
+//! What several plugins do to interfaces: make a veth pair between the host and a container,
+//! and configure an interface from a CNI result (addresses, link up, routes) — the reference's
+//! `ip.SetupVeth` and `ipam.ConfigureIface`, over netlink and `/proc/sys`.
+
+use crate::error::{Error, Result};
+use crate::netlink::{AddrFlags, Link, LinkKind, LinkSpec, Netlink, RouteSpec, VethPeer};
+use crate::netns::NetNs;
+use crate::sysctl;
+use cni_types::result::Result100;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How long IPv6 duplicate address detection may take before ADD fails (as the reference).
+pub const DAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A random host-side veth name, `veth` + 8 hex digits.
+pub fn random_veth_name() -> Result<String> {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .map_err(|e| Error::io("reading /dev/urandom", e))?;
+    Ok(format!("veth{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3]))
+}
+
+/// The two ends of a new veth pair.
+#[derive(Debug, Clone)]
+pub struct VethPair {
+    pub host: Link,
+    pub container: Link,
+}
+
+/// Creates a veth pair: `ifname` inside `cont_ns` (with `mac` if given, left down) and a randomly
+/// named peer on the host (up, `accept_ra` 0). Both ends get `mtu` when given. An existing
+/// `ifname` in the container is an error; a host name clash is retried with a new name.
+pub fn setup_veth(
+    host: &mut Netlink,
+    cont: &mut Netlink,
+    cont_ns: &NetNs,
+    ifname: &str,
+    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
+) -> Result<VethPair> {
+    for _ in 0..10 {
+        let host_name = random_veth_name()?;
+        let mut spec = LinkSpec::new(host_name.clone(), LinkKind::Veth(VethPeer { name: ifname.into(), netns: Some(cont_ns), mac, mtu }));
+        spec.mtu = mtu;
+        match host.add_link(&spec) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {
+                if host.link_by_name(&host_name).is_ok() {
+                    continue; // our random name is taken: pick another
+                }
+                return Err(Error::msg(format!("creating veth {ifname}"), format!("container veth name ({ifname:?}) already exists")));
+            }
+            Err(e) => return Err(e),
+        }
+        let h = host.link_by_name(&host_name)?;
+        // no router advertisements, and no DAD delay for the host end's link-local address
+        let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
+        let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_dad"), "0");
+        host.set_up(h.index, true)?;
+        let c = cont.link_by_name(ifname)?;
+        let h = host.link_by_index(h.index)?;
+        return Ok(VethPair { host: h, container: c });
+    }
+    Err(Error::msg(format!("creating veth {ifname}"), "failed to find a unique veth name"))
+}
+
+/// How addresses are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConfigureOpts {
+    /// Run IPv6 duplicate address detection (and wait for it) instead of adding addresses
+    /// usable at once.
+    pub dad: bool,
+}
+
+/// Configures `ifname` (inside `ns`, reached through `nl`) from `result`: the addresses whose
+/// `interface` index names it, IPv6 enabled when needed, link up, then the routes (a route
+/// without a gateway uses the family's first gateway). Errors name what failed.
+pub fn configure_iface(nl: &mut Netlink, ns: &NetNs, ifname: &str, result: &Result100, opts: ConfigureOpts) -> Result<()> {
+    if result.interfaces.is_empty() {
+        return Err(Error::msg(format!("configuring {ifname}"), "no interfaces to configure"));
+    }
+    let link = nl.link_by_name(ifname)?;
+    let (mut gw4, mut gw6): (Option<IpAddr>, Option<IpAddr>) = (None, None);
+    let mut ipv6_ready = false;
+    let mut any_v6 = false;
+    for ipc in &result.ips {
+        let Some(idx) = ipc.interface else { continue };
+        if idx >= result.interfaces.len() || result.interfaces[idx].name != ifname {
+            return Err(Error::msg(format!("adding address {} to {ifname:?}", ipc.address), "invalid interface index"));
+        }
+        let v6 = ipc.address.addr().is_ipv6();
+        if v6 && !ipv6_ready {
+            ns.run(|| -> Result<()> {
+                for dev in ["lo", ifname] {
+                    let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
+                    if sysctl::read(&key).map(|v| v != "0").unwrap_or(false) {
+                        sysctl::write(&key, "0").map_err(|e| e.context(format!("enabling IPv6 on {dev}")))?;
+                    }
+                }
+                sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")
+            })??;
+            ipv6_ready = true;
+        }
+        any_v6 |= v6;
+        nl.add_addr(link.index, ipc.address, AddrFlags { nodad: v6 && !opts.dad, noprefixroute: false })
+            .map_err(|e| e.context(format!("configuring {ifname}")))?;
+        if let Some(gw) = ipc.gateway {
+            let slot = if gw.is_ipv4() { &mut gw4 } else { &mut gw6 };
+            if slot.is_none() {
+                *slot = Some(gw);
+            }
+        }
+    }
+    nl.set_up(link.index, true)?;
+    if any_v6 && opts.dad {
+        settle_addresses(nl, link.index, ifname, DAD_TIMEOUT)?;
+    }
+    for r in &result.routes {
+        let v4 = r.dst.addr().is_ipv4();
+        let gw = r.gw.or(if v4 { gw4 } else { gw6 });
+        let mut spec = RouteSpec::new(r.dst).dev(link.index);
+        spec.gw = gw;
+        if r.priority != 0 {
+            spec.priority = Some(r.priority);
+        }
+        if let Some(t) = r.table {
+            spec.table = t;
+        }
+        spec.scope = r.scope;
+        nl.append_route(&spec).map_err(|e| e.context(format!("configuring routes of {ifname}")))?;
+    }
+    Ok(())
+}
+
+/// Waits until no IPv6 address of the link is tentative; a failed DAD is an error.
+pub fn settle_addresses(nl: &mut Netlink, index: u32, ifname: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let addrs = nl.addrs(Some(index), Some(true))?;
+        if let Some(bad) = addrs.iter().find(|a| a.is_dad_failed()) {
+            return Err(Error::msg(format!("settling addresses of {ifname}"), format!("{} failed duplicate address detection", bad.addr)));
+        }
+        if !addrs.iter().any(|a| a.is_tentative() && a.scope != 253) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::msg(format!("settling addresses of {ifname}"), "timed out waiting for duplicate address detection"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Enables IPv4 and/or IPv6 forwarding on the host.
+pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
+    if v4 && sysctl::read("net.ipv4.ip_forward").ok().as_deref() != Some("1") {
+        sysctl::write("net.ipv4.ip_forward", "1")?;
+    }
+    if v6 && sysctl::read("net/ipv6/conf/all/forwarding").ok().as_deref() != Some("1") {
+        sysctl::write("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}

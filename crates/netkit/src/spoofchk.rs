@@ -1,0 +1,47 @@
+//! MAC spoof check for bridge ports (`macspoofchk`): frames entering from a container's host
+//! veth with a source MAC other than the container's are dropped. One rule per attachment in
+//! rcni's `bridge rcni` table, commented with its owner.
+
+use crate::error::Result;
+use crate::nft::{ifname_bytes, BaseChain, Batch, CmpOp, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, Verdict};
+use crate::owner::Owner;
+
+pub const TABLE: &str = "rcni";
+const CHAIN: &str = "prerouting";
+const FAM: Family = Family::Bridge;
+
+/// Drops frames from `host_veth` whose source MAC is not `mac`.
+pub fn setup(nft: &mut Nft, owner: &Owner, host_veth: &str, mac: [u8; 6]) -> Result<()> {
+    let base = BaseChain { kind: "filter", hook: HookPoint::Prerouting, priority: -300, accept: true };
+    let rule = [
+        Expr::Meta { key: MetaKind::Iifname, reg: 1 },
+        Expr::Cmp { op: CmpOp::Eq, reg: 1, data: ifname_bytes(host_veth) },
+        // ether saddr: link layer header, offset 6, 6 bytes
+        Expr::Payload { base: PayloadBase::Link, offset: 6, len: 6, reg: 1 },
+        Expr::Cmp { op: CmpOp::Ne, reg: 1, data: mac.to_vec() },
+        Expr::Verdict(Verdict::Drop),
+    ];
+    let mut b = Batch::new();
+    b.add_table(FAM, TABLE).add_chain(FAM, TABLE, CHAIN, Some(&base)).add_rule(FAM, TABLE, CHAIN, &rule, Some(&owner.comment()));
+    nft.commit(&b)
+}
+
+/// Removes the attachment's rules; returns whether anything was deleted.
+pub fn teardown(nft: &mut Nft, owner: &Owner) -> Result<bool> {
+    let mut b = Batch::new();
+    for r in nft.rules(FAM, TABLE, CHAIN)? {
+        if owner.owns(r.comment.as_deref()) {
+            b.delete_rule(FAM, TABLE, CHAIN, r.handle);
+        }
+    }
+    if b.is_empty() {
+        return Ok(false);
+    }
+    nft.commit(&b)?;
+    Ok(true)
+}
+
+/// Whether the attachment's rule is present (for CHECK).
+pub fn present(nft: &mut Nft, owner: &Owner) -> Result<bool> {
+    Ok(nft.rules(FAM, TABLE, CHAIN)?.iter().any(|r| owner.owns(r.comment.as_deref())))
+}

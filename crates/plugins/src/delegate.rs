@@ -1,0 +1,104 @@
+//! Delegation to another plugin (IPAM) the way the spec says — found on `CNI_PATH`, same
+//! environment, full stdin — with one shortcut: when the plugin found is this very executable
+//! (rcni's multi-call binary under another name), it runs in-process instead of through
+//! fork/exec. Anything else (Debian's host-local, a third-party IPAM) is executed as usual.
+
+use cni_plugin::{About, CmdArgs};
+use cni_runtime::exec::{Exec, RawExec};
+use cni_runtime::{invoke, Ctx};
+use cni_types::{CniError, CniResult};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Runs plugins in-process when they are ours, else as processes.
+#[derive(Debug, Default)]
+pub struct SelfExec {
+    raw: RawExec,
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// The rcni plugin a path runs, if it is this executable under a plugin's name.
+pub fn builtin(path: &Path) -> Option<&'static crate::Entry> {
+    let name = path.file_name()?.to_str()?;
+    let entry = crate::find(name)?;
+    same_file(path, Path::new("/proc/self/exe")).then_some(entry)
+}
+
+impl Exec for SelfExec {
+    fn exec_plugin(&self, ctx: &Ctx, path: &Path, stdin: &[u8], env: &[(String, String)]) -> cni_runtime::Result<Vec<u8>> {
+        let Some(entry) = builtin(path) else {
+            return self.raw.exec_plugin(ctx, path, stdin, env);
+        };
+        let about = About::new(entry.name, entry.description, entry.versions);
+        let getenv = |k: &str| env.iter().rev().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = cni_plugin::dispatch(entry.plugin, &about, &getenv, &mut &stdin[..], &mut out, &mut err);
+        if !err.is_empty() {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(&err);
+        }
+        if code == 0 {
+            return Ok(out);
+        }
+        Err(match serde_json::from_slice::<CniError>(&out) {
+            Ok(e) => cni_runtime::Error::Cni(e),
+            Err(_) => cni_runtime::Error::Cni(CniError::internal(format!("{} failed: {}", entry.name, String::from_utf8_lossy(&out)))),
+        })
+    }
+}
+
+fn locate(plugin: &str, args: &CmdArgs) -> Result<PathBuf, CniError> {
+    cni_runtime::find::find_in_path(plugin, &args.paths()).map_err(|e| CniError::invalid_config(e.to_string()))
+}
+
+fn env(verb: &str, args: &CmdArgs) -> Vec<(String, String)> {
+    vec![
+        ("CNI_COMMAND".into(), verb.into()),
+        ("CNI_CONTAINERID".into(), args.container_id.clone()),
+        ("CNI_NETNS".into(), args.netns.clone()),
+        ("CNI_IFNAME".into(), args.ifname.clone()),
+        ("CNI_ARGS".into(), args.args.clone()),
+        ("CNI_PATH".into(), args.path.clone()),
+    ]
+}
+
+fn cni(e: cni_runtime::Error) -> CniError {
+    e.cni().cloned().unwrap_or_else(|| CniError::internal(e.to_string()))
+}
+
+/// IPAM ADD with the caller's stdin.
+pub fn add(plugin: &str, args: &CmdArgs) -> Result<CniResult, CniError> {
+    let path = locate(plugin, args)?;
+    invoke::exec_plugin_with_result(&SelfExec::default(), &Ctx::background(), &path, &args.stdin, &env("ADD", args)).map_err(cni)
+}
+
+fn no_result(verb: &str, plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    let path = locate(plugin, args)?;
+    invoke::exec_plugin_without_result(&SelfExec::default(), &Ctx::background(), &path, &args.stdin, &env(verb, args)).map_err(cni)
+}
+
+/// IPAM DEL.
+pub fn del(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    no_result("DEL", plugin, args)
+}
+
+/// IPAM CHECK.
+pub fn check(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    no_result("CHECK", plugin, args)
+}
+
+/// IPAM STATUS.
+pub fn status(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    no_result("STATUS", plugin, args)
+}
+
+/// IPAM GC.
+pub fn gc(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    no_result("GC", plugin, args)
+}
