@@ -27,6 +27,10 @@ enum Command {
     },
     /// List the names this binary answers to
     Applets,
+    /// Attach a network namespace to networks (eth0, eth1, …; lo too)
+    Attach(crate::attach_cmd::AttachArgs),
+    /// Detach a network namespace from everything it was attached to
+    Detach(crate::attach_cmd::Common),
     /// Manage network namespaces (add, ls, del, exec, identify)
     Netns {
         #[command(subcommand)]
@@ -57,6 +61,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         },
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
+        Command::Attach(a) => crate::attach_cmd::attach(a),
+        Command::Detach(c) => crate::attach_cmd::detach(c),
         Command::Applets => {
             for a in crate::applets() {
                 println!("{a}");

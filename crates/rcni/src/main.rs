@@ -1,6 +1,7 @@
 //! rcni: one executable that is the `rcni` CLI, `cnitool`, and every plugin rcni ships, chosen by
 //! the name it is started under (`argv[0]`). `rcni install --dir DIR` lays out the names.
 
+mod attach_cmd;
 mod cli;
 mod cnitool;
 mod install;

@@ -1,0 +1,296 @@
+//! `rcni attach` / `rcni detach`: the main job. Attaches a network namespace to networks from
+//! the config directory (or rcni's embedded default network when it has none) through the
+//! runtime library's multi-network attach, and detaches it again from what the result cache
+//! records.
+
+use clap::Args;
+use cni_runtime::{conf, CniConfig, Ctx, Namespace, NetworkSet, RuntimeConf};
+use cni_types::NetworkConfigList;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The network used when the config directory holds none: a bridge with masquerade on a private
+/// /16 that avoids podman's 10.88/16 and Docker's 172.17/16, addresses from host-local.
+pub const DEFAULT_NETWORK: &str = r#"{
+  "cniVersion": "1.1.0",
+  "name": "rcni-default",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "rcni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "10.209.0.0/16"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+"#;
+
+pub const DEFAULT_NETWORK_NAME: &str = "rcni-default";
+
+#[derive(Args)]
+pub struct Common {
+    /// Network namespace: a name under /run/netns or a path
+    pub netns: String,
+    /// Container ID (default: the namespace's name, or a hash of its path)
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Network configuration directory
+    #[arg(long, default_value = "/etc/cni/net.d", env = "NETCONFPATH")]
+    pub conf_dir: PathBuf,
+    /// Plugin directories searched after rcni's own (colon separated)
+    #[arg(long, env = "CNI_PATH", default_value = "/opt/cni/bin")]
+    pub cni_path: String,
+    /// Seconds a plugin may run before it is killed
+    #[arg(long, default_value_t = 60, env = "RCNI_TIMEOUT")]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Attach to this network (repeatable; eth0, eth1, … in order). Default: the first network of
+    /// the config directory, or rcni's default network when there is none.
+    #[arg(long = "network", short = 'n')]
+    pub networks: Vec<String>,
+    /// Attach to every network of the config directory
+    #[arg(long, conflicts_with = "networks")]
+    pub all: bool,
+    /// Attach networks concurrently instead of one after another
+    #[arg(long)]
+    pub parallel: bool,
+    /// Do not bring up the loopback interface
+    #[arg(long)]
+    pub no_loopback: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn netns_path(netns: &str) -> PathBuf {
+    if netns.contains('/') {
+        PathBuf::from(netns)
+    } else {
+        netkit::netns::named_path(netns)
+    }
+}
+
+/// The container ID for a namespace: its name when that is a valid ID, else `rcni-` and a hash
+/// of its path.
+pub fn container_id(netns: &str, explicit: Option<&str>) -> String {
+    if let Some(id) = explicit {
+        return id.to_string();
+    }
+    if !netns.contains('/') && cni_types::validate::container_id(netns).is_ok() {
+        return netns.to_string();
+    }
+    use sha2::{Digest, Sha512};
+    let d = Sha512::digest(netns_path(netns).to_string_lossy().as_bytes());
+    format!("rcni-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// rcni's own plugin directory: where the binary is installed with its applet links, or else
+/// `/run/cni/rcni-bin` with links made now.
+pub fn own_plugin_dir() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if let Some(dir) = exe.parent() {
+        if crate::applets().iter().all(|a| same_file(&dir.join(a), &exe)) {
+            return Ok(dir.to_path_buf());
+        }
+    }
+    let dir = PathBuf::from("/run/cni/rcni-bin");
+    std::fs::create_dir_all(&dir)?;
+    for a in crate::applets() {
+        let link = dir.join(a);
+        if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {
+            continue;
+        }
+        let tmp = dir.join(format!(".{a}.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&exe, &tmp)?;
+        std::fs::rename(&tmp, &link)?;
+    }
+    Ok(dir)
+}
+
+fn cni(common: &Common) -> Result<CniConfig, String> {
+    let own = own_plugin_dir().map_err(|e| format!("preparing rcni's plugin directory: {e}"))?;
+    let mut paths = vec![own];
+    for p in cni_runtime::find::split_path_list(&common.cni_path).into_iter().chain([PathBuf::from("/opt/cni/bin")]) {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    Ok(CniConfig::new(paths))
+}
+
+fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
+    let dir = &a.common.conf_dir;
+    let default = || NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).map_err(|e| e.to_string());
+    if !a.networks.is_empty() {
+        return a
+            .networks
+            .iter()
+            .map(|n| match conf::load_network_conf(dir, n) {
+                Ok(l) => Ok(l),
+                Err(_) if n == DEFAULT_NETWORK_NAME => default(),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect();
+    }
+    let found = conf::load_all(dir, if a.all { 0 } else { 1 }).map_err(|e| e.to_string())?;
+    if found.is_empty() {
+        return Ok(vec![default()?]);
+    }
+    Ok(found.into_iter().map(|(_, l)| l).collect())
+}
+
+pub fn attach(a: AttachArgs) -> i32 {
+    match run_attach(&a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rcni attach: {e}");
+            1
+        }
+    }
+}
+
+fn run_attach(a: &AttachArgs) -> Result<(), String> {
+    let path = netns_path(&a.common.netns);
+    netkit::NetNs::open(&path).map_err(|e| format!("{e} (create it with: rcni netns add {})", a.common.netns))?;
+    let id = container_id(&a.common.netns, a.common.id.as_deref());
+    let mut set = NetworkSet::new(cni(&a.common)?);
+    if !a.no_loopback {
+        set.add_loopback();
+    }
+    for l in load_networks(a)? {
+        set.add_network(l, None);
+    }
+    let ns = Namespace::new(&id, path.to_string_lossy());
+    let ctx = Ctx::with_timeout(Duration::from_secs(a.common.timeout));
+    let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) }.map_err(|e| e.to_string())?;
+    if a.json {
+        let raw: Vec<serde_json::Value> = result
+            .raw
+            .iter()
+            .map(|(net, ifname, r)| serde_json::json!({"network": net, "ifname": ifname, "result": cni_types::CniResult::V1(r.clone()).to_value()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"containerId": id, "netns": path, "networks": raw})).expect("JSON"));
+        return Ok(());
+    }
+    for (net, ifname, r) in &result.raw {
+        if ifname == "lo" {
+            continue;
+        }
+        let mac = r.interfaces.iter().find(|i| &i.name == ifname && !i.sandbox.is_empty()).map(|i| i.mac.clone()).unwrap_or_default();
+        let addrs: Vec<String> = r
+            .ips
+            .iter()
+            .filter(|ip| ip.interface.and_then(|i| r.interfaces.get(i)).is_none_or(|i| &i.name == ifname))
+            .map(|ip| match ip.gateway {
+                Some(gw) => format!("{} gateway {gw}", ip.address),
+                None => ip.address.to_string(),
+            })
+            .collect();
+        println!("{ifname}: {} (network {net}{})", addrs.join(", "), if mac.is_empty() { String::new() } else { format!(", mac {mac}") });
+    }
+    println!("container {id} in {}", path.display());
+    println!("detach with: rcni detach {}", a.common.netns);
+    Ok(())
+}
+
+pub fn detach(c: Common) -> i32 {
+    match run_detach(&c) {
+        Ok(n) => {
+            if n == 0 {
+                eprintln!("rcni detach: nothing attached for container {}", container_id(&c.netns, c.id.as_deref()));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("rcni detach: {e}");
+            1
+        }
+    }
+}
+
+/// DELs every cached attachment of the container, newest interface first and `lo` last, with
+/// the configuration and arguments recorded at ADD. Returns how many were detached.
+fn run_detach(c: &Common) -> Result<usize, String> {
+    let id = container_id(&c.netns, c.id.as_deref());
+    let cni = cni(c)?;
+    let mut atts = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
+    atts.sort_by_key(|a| (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0))));
+    let ctx = Ctx::with_timeout(Duration::from_secs(c.timeout));
+    let mut errors = Vec::new();
+    let n = atts.len();
+    for a in atts {
+        let list = match NetworkConfigList::from_bytes(&a.config) {
+            Ok(l) if !l.plugins.is_empty() => l,
+            // a cached list without inline plugins: take the current one of that name
+            _ => match conf::load_network_conf(&c.conf_dir, &a.network) {
+                Ok(l) => l,
+                Err(e) => {
+                    errors.push(format!("{} ({}): {e}", a.network, a.ifname));
+                    continue;
+                }
+            },
+        };
+        let rt = RuntimeConf {
+            container_id: a.container_id.clone(),
+            netns: if a.netns.is_empty() { netns_path(&c.netns).to_string_lossy().into_owned() } else { a.netns.clone() },
+            ifname: a.ifname.clone(),
+            args: a.cni_args.clone(),
+            capability_args: a.capability_args.clone(),
+            cache_dir: None,
+        };
+        match cni.del_network_list(&ctx, &list, &rt) {
+            Ok(()) => println!("{}: detached from {}", a.ifname, a.network),
+            Err(e) => errors.push(format!("{} ({}): {e}", a.network, a.ifname)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(n)
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_network_parses_and_avoids_common_ranges() {
+        let l = NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).unwrap();
+        assert_eq!(l.name, DEFAULT_NETWORK_NAME);
+        let subnet: ipnet::IpNet = "10.209.0.0/16".parse().unwrap();
+        for other in ["10.88.0.0/16", "172.17.0.0/16"] {
+            let o: ipnet::IpNet = other.parse().unwrap();
+            assert!(!subnet.contains(&o.network()) && !o.contains(&subnet.network()));
+        }
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(container_id("demo", None), "demo");
+        assert_eq!(container_id("x", Some("given")), "given");
+        let h = container_id("/proc/123/ns/net", None);
+        assert!(h.starts_with("rcni-") && h.len() == 25);
+        assert_eq!(h, container_id("/proc/123/ns/net", None));
+    }
+}
