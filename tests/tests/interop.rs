@@ -207,3 +207,46 @@ fn ours_deletes_what_go_cnitool_added_and_writes_the_same_bytes() {
     assert!(!lease_exists(net, &ip));
     assert!(!c.exec(&["ip", "link", "show", "eth0"]).status.success());
 }
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn go_cnitool_drives_our_plugins() {
+    let env = Env::new();
+    let net = "rcni-go-ours";
+    env.conflist(json!({
+        "cniVersion": "1.0.0", "name": net,
+        "plugins": [{"type": "bridge", "bridge": "rcni-go0", "isGateway": true, "ipMasq": true,
+                     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.214.0.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}]}}]
+    }));
+    let a = TestNetns::new("rcni-go-a");
+    let b = TestNetns::new("rcni-go-b");
+    // only our plugins on the path
+    let ours = |args: &[&str]| {
+        let o = Command::new(go_cnitool())
+            .args(args)
+            .env("NETCONFPATH", env.fx.path("net.d"))
+            .env("CNI_PATH", env.cnitool.parent().unwrap())
+            .env_remove("CNI_ARGS")
+            .env_remove("CAP_ARGS")
+            .env_remove("CNI_IFNAME")
+            .output()
+            .unwrap();
+        ok(o)
+    };
+    let ra = ours(&["add", net, &a.path()]);
+    ours(&["add", net, &b.path()]);
+    assert!(a.ping(&container_ip_of(&ra, 1)), "ping between containers set up by Go's cnitool through our plugins");
+    ours(&["check", net, &a.path()]);
+    ours(&["del", net, &a.path()]);
+    ours(&["del", net, &b.path()]);
+    ours(&["del", net, &b.path()]);
+    assert!(!lease_exists(net, &container_ip(&ra)));
+}
+
+/// The address one above the result's (the next container on a fresh range).
+fn container_ip_of(result: &str, plus: u8) -> String {
+    let ip: std::net::Ipv4Addr = container_ip(result).parse().unwrap();
+    let mut o = ip.octets();
+    o[3] += plus;
+    std::net::Ipv4Addr::from(o).to_string()
+}

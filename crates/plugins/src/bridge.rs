@@ -243,9 +243,13 @@ fn ensure_addr(nl: &mut Netlink, link: &Link, gw: IpNet, force: bool, dad: bool)
         Err(e) if e.is_exists() => {}
         Err(e) => return Err(kernel(e)),
     }
-    // pin the bridge's MAC so it does not change as ports come and go
-    if let Ok(mac) = <[u8; 6]>::try_from(link.mac.as_slice()) {
-        nl.set_mac(link.index, mac).map_err(kernel)?;
+    // pin the bridge's current MAC (taken from its ports) so it stops changing as ports come
+    // and go; a bridge without ports has none to pin
+    let now = nl.link_by_index(link.index).map_err(kernel)?;
+    if let Ok(mac) = <[u8; 6]>::try_from(now.mac.as_slice()) {
+        if mac != [0; 6] {
+            nl.set_mac(link.index, mac).map_err(kernel)?;
+        }
     }
     Ok(())
 }

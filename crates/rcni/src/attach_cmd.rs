@@ -189,7 +189,10 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
             .iter()
             .map(|(net, ifname, r)| serde_json::json!({"network": net, "ifname": ifname, "result": cni_types::CniResult::V1(r.clone()).to_value()}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"containerId": id, "netns": path, "networks": raw})).expect("JSON"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"containerId": id, "netns": path, "networks": raw})).expect("JSON")
+        );
         return Ok(());
     }
     for (net, ifname, r) in &result.raw {
@@ -234,7 +237,9 @@ fn run_detach(c: &Common) -> Result<usize, String> {
     let id = container_id(&c.netns, c.id.as_deref());
     let cni = cni(c)?;
     let mut atts = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
-    atts.sort_by_key(|a| (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0))));
+    atts.sort_by_key(|a| {
+        (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0)))
+    });
     let ctx = Ctx::with_timeout(Duration::from_secs(c.timeout));
     let mut errors = Vec::new();
     let n = atts.len();

@@ -330,12 +330,15 @@ impl Netlink {
     /// link kind (here: vlan, ipvlan, dummy, vrf) answers EOPNOTSUPP, reported as such.
     pub fn add_link(&mut self, spec: &LinkSpec) -> Result<()> {
         let op = || format!("creating {} link {}", spec.kind_name(), spec.name);
-        self.request(new_link(spec.message()), NLM_F_CREATE | NLM_F_EXCL, &op).map_err(|e| {
-            if e.is_not_supported() {
-                Error::msg(op(), format!("this kernel does not support {} links ({e})", spec.kind_name()))
-            } else {
-                e
+        self.request(new_link(spec.message()), NLM_F_CREATE | NLM_F_EXCL, &op).map_err(|e| match e {
+            Error::Os { op, errno, .. } if errno == libc::EOPNOTSUPP => {
+                let missing = match spec.kind {
+                    LinkKind::Bridge { vlan_filtering: Some(true) } => "this kernel lacks bridge VLAN filtering (802.1Q)".to_string(),
+                    _ => format!("this kernel does not support {} links", spec.kind_name()),
+                };
+                Error::Os { op, errno, detail: Some(missing) }
             }
+            e => e,
         })
     }
 

@@ -1,0 +1,100 @@
+//! `rcni attach` / `rcni detach` (netsandbox only).
+
+use rcni_tests::{rcni_bin, require_netsandbox, run, run_ok, TestNetns};
+use serde_json::json;
+use std::path::Path;
+
+fn rcni(args: &[&str]) -> std::process::Output {
+    run(rcni_bin().to_str().unwrap(), args)
+}
+
+fn write(dir: &Path, file: &str, v: serde_json::Value) {
+    std::fs::write(dir.join(file), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn attach_default_network_and_detach() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let ns = TestNetns::new("rcni-att-1");
+    let out = rcni(&["attach", &ns.name, "--conf-dir", empty.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("eth0: 10.209.") && text.contains("gateway 10.209.0.1 (network rcni-default"), "{text}");
+    assert!(text.contains(&format!("detach with: rcni detach {}", ns.name)), "{text}");
+    assert!(ns.ping("10.209.0.1"), "reaches its gateway");
+    assert!(run_ok("ip", &["-n", &ns.name, "-br", "link", "show", "lo"]).contains("UNKNOWN"), "lo is up");
+    let cached: Vec<String> = std::fs::read_dir("/var/lib/cni/results")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|f| f.contains("-rcni-att-1-"))
+        .collect();
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    // the embedded default network masquerades
+    assert!(run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni_default"]).contains("id=rcni-att-1 if=eth0"));
+    let out = rcni(&["detach", &ns.name, "--conf-dir", empty.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "eth0: detached from rcni-default\nlo: detached from cni-loopback\n");
+    assert!(!ns.exec(&["ip", "link", "show", "eth0"]).status.success());
+    assert!(!std::fs::read_dir("/var/lib/cni/networks/rcni-default").unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("10.209.")));
+    assert!(!run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni_default"]).contains("id=rcni-att-1 "));
+    // detaching again is fine
+    assert!(rcni(&["detach", &ns.name]).status.success());
+    // a namespace that does not exist
+    let out = rcni(&["attach", "rcni-att-missing"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rcni netns add rcni-att-missing"));
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn attach_two_networks_and_roll_back_on_failure() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    let net = |name: &str, br: &str, subnet: &str| {
+        json!({"cniVersion": "1.0.0", "name": name, "plugins": [{"type": "bridge", "bridge": br, "isGateway": true,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]]}}]})
+    };
+    write(conf.path(), "10-front.conflist", net("front", "rcnifront", "10.243.1.0/24"));
+    write(conf.path(), "20-back.conflist", net("back", "rcniback", "10.243.2.0/24"));
+    write(conf.path(), "30-broken.conflist", json!({"cniVersion": "1.0.0", "name": "broken", "plugins": [{"type": "no-such-plugin"}]}));
+    let dir = conf.path().to_str().unwrap();
+    let ns = TestNetns::new("rcni-att-2");
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir, "--network", "front", "--network", "back"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("eth0: 10.243.1.2/24 gateway 10.243.1.1 (network front")
+            && text.contains("eth1: 10.243.2.2/24 gateway 10.243.2.1 (network back"),
+        "{text}"
+    );
+    assert!(ns.ping("10.243.1.1") && ns.ping("10.243.2.1"));
+    let out = rcni(&["detach", &ns.name, "--conf-dir", dir]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "eth1: detached from back\neth0: detached from front\nlo: detached from cni-loopback\n"
+    );
+
+    // a failing third network rolls back the first two
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir, "--all"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed to find plugin \"no-such-plugin\""));
+    for ifname in ["eth0", "eth1", "eth2"] {
+        assert!(!ns.exec(&["ip", "link", "show", ifname]).status.success(), "{ifname} rolled back");
+    }
+    for net in ["front", "back"] {
+        let leases: Vec<_> = std::fs::read_dir(format!("/var/lib/cni/networks/{net}"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("10."))
+            .collect();
+        assert!(leases.is_empty(), "{net}: lease released");
+    }
+    assert!(!std::fs::read_dir("/var/lib/cni/results").unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("-rcni-att-2-")));
+}
