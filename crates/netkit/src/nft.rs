@@ -989,6 +989,7 @@ impl Nft {
     /// kernel holds the closing process for a few milliseconds even though the change is already
     /// committed; a short-lived child, detached from stdio, does that waiting instead.
     pub fn close_in_background(self) {
+        const CLOSE_DELAY_NS: libc::c_long = 200_000_000;
         let fd = self.sock.as_raw_fd();
         // SAFETY: fork in a single-threaded plugin process; the child only calls async-signal-safe
         // functions (open, dup2, close, _exit) before exiting.
@@ -1001,6 +1002,12 @@ impl Nft {
                     libc::dup2(null, 1);
                     libc::dup2(null, 2);
                 }
+                // Closing while the commit's destroy work is still pending makes the kernel
+                // flush that work under the netns's nf_tables commit mutex, which every link
+                // deletion in the namespace also needs: wait out the RCU grace period first,
+                // then close with nothing left to flush.
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: CLOSE_DELAY_NS };
+                libc::nanosleep(&ts, std::ptr::null_mut());
                 libc::close(fd);
                 libc::_exit(0);
             }
