@@ -8,6 +8,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod owner;
+pub mod portmap;
 pub mod spoofchk;
 pub mod sysctl;
 

@@ -891,6 +891,34 @@ impl Nft {
         Ok(out)
     }
 
+    /// The names of a table's sets (and maps). A missing table has none.
+    pub fn sets(&mut self, family: Family, table: &str) -> Result<Vec<String>> {
+        let req = NfTablesMessage::GetSet(SetMessage { attributes: vec![SetAttribute::Table(table.into())] });
+        let msgs = match self.dump(family, req, &format!("listing sets of {table}")) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for m in msgs {
+            if let NfTablesMessage::NewSet(s) = m {
+                let mut name = None;
+                let mut ours = true;
+                for a in s.attributes {
+                    match a {
+                        SetAttribute::Name(n) => name = Some(n),
+                        SetAttribute::Table(t) if t != table => ours = false,
+                        _ => {}
+                    }
+                }
+                if let (Some(n), true) = (name, ours) {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The elements of a set. A missing table or set has none.
     pub fn elements(&mut self, family: Family, table: &str, set: &str) -> Result<Vec<ElementInfo>> {
         let req = NfTablesMessage::GetSetElement(SetElementMessage {
@@ -983,6 +1011,98 @@ impl Nft {
             Some(e) => Err(e),
             None => Ok(found),
         }
+    }
+
+    /// Deletes the conntrack entries whose original direction is `proto` to destination port
+    /// `port` (IPv4 or IPv6); returns how many. Used so that a published UDP port reaches its new
+    /// container instead of following a stale entry. An entry that vanished meanwhile is fine.
+    pub fn delete_conntrack_by_dport(&mut self, v6: bool, proto: u8, port: u16) -> Result<usize> {
+        use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, ProtoTuple, Tuple};
+        let family = if v6 { NetfilterProtoFamily::IPv6 } else { NetfilterProtoFamily::IPv4 };
+        let op = "listing conntrack entries";
+        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), ConntrackMessage::Get(vec![])));
+        m.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let seq = self.next_seq();
+        m.header.sequence_number = seq;
+        m.finalize();
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.serialize(&mut buf);
+        self.sock.send(&buf, 0).map_err(|e| Error::io(op, e))?;
+        let mut stale: Vec<Vec<Tuple>> = Vec::new();
+        let mut err = None;
+        self.recv(&mut |h, p| {
+            if h.sequence_number != seq {
+                return Ok(false);
+            }
+            match p {
+                NetlinkPayload::InnerMessage(NetfilterMessage {
+                    inner: NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)),
+                    ..
+                }) => {
+                    for a in attrs {
+                        if let ConntrackAttribute::CtaTupleOrig(t) = a {
+                            let matches = t.iter().any(|x| match x {
+                                Tuple::Proto(p) => {
+                                    let num = p.iter().find_map(|y| match y {
+                                        ProtoTuple::Protocol(pr) => Some(u8::from(*pr)),
+                                        _ => None,
+                                    });
+                                    num == Some(proto) && p.iter().any(|y| matches!(y, ProtoTuple::DestinationPort(d) if *d == port))
+                                }
+                                _ => false,
+                            });
+                            if matches {
+                                stale.push(t);
+                            }
+                        }
+                    }
+                    Ok(false)
+                }
+                NetlinkPayload::Done(_) => Ok(true),
+                NetlinkPayload::Error(e) => {
+                    if let Some(c) = e.code {
+                        err = Some(crate::netlink::kernel_error(op.to_string(), -c.get(), &e.header));
+                    }
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let n = stale.len();
+        for t in stale {
+            let mut m = NetlinkMessage::from(NetfilterMessage::new(
+                NetfilterHeader::new(family, 0, 0),
+                ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(t)]),
+            ));
+            m.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+            let seq = self.next_seq();
+            m.header.sequence_number = seq;
+            m.finalize();
+            let mut buf = vec![0u8; m.buffer_len()];
+            m.serialize(&mut buf);
+            self.sock.send(&buf, 0).map_err(|e| Error::io("deleting a conntrack entry", e))?;
+            let mut err = None;
+            self.recv(&mut |h, p| {
+                if h.sequence_number != seq {
+                    return Ok(false);
+                }
+                if let NetlinkPayload::Error(e) = p {
+                    if let Some(c) = e.code {
+                        err = Some(crate::netlink::kernel_error("deleting a conntrack entry".to_string(), -c.get(), &e.header));
+                    }
+                    return Ok(true);
+                }
+                Ok(false)
+            })?;
+            match err {
+                Some(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(n)
     }
 
     /// Closes the socket without making the caller wait. After deleting nf_tables objects the

@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod delegate;
 pub mod host_local;
 pub mod loopback;
+pub mod portmap;
 pub mod ptp;
 pub mod static_ip;
 
@@ -29,6 +30,7 @@ pub static PLUGINS: &[Entry] = &[
         plugin: &host_local::HostLocal,
     },
     Entry { name: "loopback", description: "CNI loopback plugin (rcni)", versions: cni_types::version::ALL, plugin: &loopback::Loopback },
+    Entry { name: "portmap", description: "CNI portmap plugin (rcni)", versions: cni_types::version::ALL, plugin: &portmap::Portmap },
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
 ];

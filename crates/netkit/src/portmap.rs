@@ -1,0 +1,380 @@
+//! Host port publishing (the `portmap` plugin's kernel side), in rcni's own table
+//! `inet rcni_hostport`.
+//!
+//! Per network `N` and settings generation `G` (a hash of the network-wide settings: snat,
+//! masqAll, mark bit, conditions):
+//! - maps `w4_N_G`/`w6_N_G` (`l4proto . dport → address . port`) for mappings without a host IP
+//!   and `h4_N_G`/`h6_N_G` (`daddr . l4proto . dport → address . port`) for those with one; every
+//!   element is commented with its owner;
+//! - chain `hp_N_G`: DNAT through the maps, hostIP-specific first; with `snat`, a packet from the
+//!   network's own subnets (sets `s4_N`/`s6_N`: hairpin and neighbours) or from 127.0.0.0/8 is
+//!   also marked with the mark bit (`masqAll`: every packet);
+//! - base chains `prerouting` and `output` (nat, dstnat) jump to `hp_N_G` for local destinations
+//!   (`fib daddr type local`), after the network's conditions; `postrouting` (nat, srcnat)
+//!   masquerades marked packets.
+//!
+//! A container's ADD adds map elements only, so it never rebuilds or slows down with the rules
+//! of other containers; DEL removes exactly the elements its owner has. A changed network
+//! setting makes a new generation next to the old one, whose attachments keep working.
+
+use crate::error::Result;
+use crate::nft::{
+    datatype, ip_bytes, m, BaseChain, Batch, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, SetSpec,
+    Verdict,
+};
+use crate::owner::{network_id, Owner};
+use ipnet::IpNet;
+use sha2::{Digest, Sha512};
+use std::net::IpAddr;
+
+/// rcni's table for published ports (family inet).
+pub const TABLE: &str = "rcni_hostport";
+const FAM: Family = Family::Inet;
+
+/// A match that decides whether a network's ports apply to a packet (conditionsV4/V6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Cond {
+    /// `ip(6) saddr|daddr [!=] PREFIX`
+    Addr { src: bool, net: IpNet, negate: bool },
+    /// `iifname|oifname [!=] NAME`
+    Iface { input: bool, name: String, negate: bool },
+}
+
+impl Cond {
+    fn exprs(&self) -> Vec<Expr> {
+        match self {
+            Cond::Addr { src, net, negate } => m::addr_in_prefix(*src, *net, *negate),
+            Cond::Iface { input, name, negate } => m::ifname(*input, name, *negate),
+        }
+    }
+}
+
+/// Network-wide settings (they are the same for every container of a network).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Settings {
+    pub snat: bool,
+    pub masq_all: bool,
+    /// The bit of the packet mark that asks for masquerade (0–31).
+    pub mark_bit: u8,
+    pub cond_v4: Vec<Cond>,
+    pub cond_v6: Vec<Cond>,
+}
+
+impl Settings {
+    fn generation(&self) -> String {
+        let d = Sha512::digest(format!("{self:?}").as_bytes());
+        d[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// One published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// IP protocol number (6 tcp, 17 udp, 132 sctp).
+    pub proto: u8,
+    pub host_port: u16,
+    /// Only packets to this address; `None` for every local address.
+    pub host_ip: Option<IpAddr>,
+    pub dest: IpAddr,
+    pub dest_port: u16,
+}
+
+impl Mapping {
+    fn v6(&self) -> bool {
+        self.dest.is_ipv6()
+    }
+
+    fn map(&self, n: &str, g: &str) -> String {
+        let kind = if self.host_ip.is_some() { "h" } else { "w" };
+        format!("{kind}{}_{n}_{g}", if self.v6() { 6 } else { 4 })
+    }
+
+    fn key(&self) -> Vec<u8> {
+        let mut k = Vec::new();
+        if let Some(ip) = self.host_ip {
+            k.extend(ip_bytes(ip));
+        }
+        k.extend([self.proto, 0, 0, 0]);
+        k.extend(self.host_port.to_be_bytes());
+        k.extend([0, 0]);
+        k
+    }
+
+    fn data(&self) -> Vec<u8> {
+        let mut d = ip_bytes(self.dest);
+        d.extend(self.dest_port.to_be_bytes());
+        d.extend([0, 0]);
+        d
+    }
+
+    fn element(&self, owner: &Owner) -> Element {
+        let mut e = Element::key(self.key()).with_comment(owner.comment());
+        e.data = Some(self.data());
+        e
+    }
+}
+
+// 32-bit registers: NFT_REG32_00 = 8; NFT_REG_1 is the same storage as NFT_REG32_00..03.
+const R32: u32 = 8;
+
+fn map_spec(name: String, v6: bool, host_ip: bool) -> SetSpec {
+    let alen = if v6 { 16 } else { 4 };
+    let (mut types, mut fields) = (Vec::new(), Vec::new());
+    if host_ip {
+        types.push(if v6 { datatype::IP6ADDR } else { datatype::IPADDR });
+        fields.push(alen);
+    }
+    types.extend([datatype::INET_PROTOCOL, datatype::INET_SERVICE]);
+    fields.extend([1, 2]);
+    let key_len = fields.iter().map(|l| (l + 3) & !3).sum();
+    SetSpec {
+        name,
+        key_type: datatype::concat(&types),
+        key_len,
+        interval: false,
+        data: Some((datatype::concat(&[if v6 { datatype::IP6ADDR } else { datatype::IPADDR }, datatype::INET_SERVICE]), alen + 4)),
+        concat: fields,
+    }
+}
+
+/// `[daddr .] l4proto . th dport` into the registers from NFT_REG32_00 on, looked up in `map`,
+/// the result (address . port) in NFT_REG32_00.., then (optionally) the mark bit, then DNAT.
+fn dnat_rule(v6: bool, host_ip: bool, map: &str, src: Option<Vec<Expr>>, mark: Option<u32>) -> Vec<Expr> {
+    let alen = if v6 { 16 } else { 4 };
+    let mut r = m::nfproto(v6);
+    if let Some(s) = src {
+        r.extend(s);
+    }
+    let mut next = R32;
+    if host_ip {
+        r.push(Expr::Payload { base: PayloadBase::Network, offset: if v6 { 24 } else { 16 }, len: alen, reg: 1 });
+        next += alen / 4;
+    }
+    r.push(Expr::Meta { key: MetaKind::L4proto, reg: next });
+    r.push(Expr::Payload { base: PayloadBase::Transport, offset: 2, len: 2, reg: next + 1 });
+    r.push(Expr::MapLookup { set: map.into(), reg: 1, dreg: 1 });
+    if let Some(bit) = mark {
+        // meta mark set mark | bit (register 3 is clear of the lookup's result)
+        r.push(Expr::Meta { key: MetaKind::Mark, reg: 3 });
+        r.push(Expr::Bitwise { reg: 3, len: 4, mask: (!bit).to_ne_bytes().to_vec(), xor: bit.to_ne_bytes().to_vec() });
+        r.push(Expr::MetaSet { key: MetaKind::Mark, reg: 3 });
+    }
+    r.push(Expr::Nat { dnat: true, v6, addr_reg: 1, port_reg: Some(R32 + alen / 4) });
+    r
+}
+
+fn subnet_sets(n: &str) -> [(String, bool); 2] {
+    [(format!("s4_{n}"), false), (format!("s6_{n}"), true)]
+}
+
+fn network_batch(b: &mut Batch, network: &str, n: &str, g: &str, s: &Settings) {
+    let chain = format!("hp_{n}_{g}");
+    let pre = BaseChain { kind: "nat", hook: HookPoint::Prerouting, priority: -100, accept: true };
+    let out = BaseChain { kind: "nat", hook: HookPoint::Output, priority: -100, accept: true };
+    let post = BaseChain { kind: "nat", hook: HookPoint::Postrouting, priority: 100, accept: true };
+    b.add_table(FAM, TABLE).add_chain(FAM, TABLE, "prerouting", Some(&pre)).add_chain(FAM, TABLE, "output", Some(&out)).add_chain(
+        FAM,
+        TABLE,
+        "postrouting",
+        Some(&post),
+    );
+    for (name, v6) in subnet_sets(n) {
+        b.add_set(FAM, TABLE, &SetSpec::prefixes(name, v6));
+    }
+    for v6 in [false, true] {
+        for host_ip in [true, false] {
+            let name = format!("{}{}_{n}_{g}", if host_ip { "h" } else { "w" }, if v6 { 6 } else { 4 });
+            b.add_set(FAM, TABLE, &map_spec(name, v6, host_ip));
+        }
+    }
+    // exclusive: if the chain exists, this generation is set up already
+    b.create_chain(FAM, TABLE, &chain, None);
+    let bit = 1u32 << s.mark_bit;
+    for v6 in [false, true] {
+        for host_ip in [true, false] {
+            let map = format!("{}{}_{n}_{g}", if host_ip { "h" } else { "w" }, if v6 { 6 } else { 4 });
+            if s.snat {
+                if s.masq_all {
+                    b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, None, Some(bit)), None);
+                } else {
+                    let (set, _) = &subnet_sets(n)[v6 as usize];
+                    let from_net = m::addr_in_set(v6, true, set, false);
+                    b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_net), Some(bit)), None);
+                    if !v6 {
+                        let from_lo = m::addr_in_prefix(true, "127.0.0.0/8".parse().expect("constant"), false);
+                        b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_lo), Some(bit)), None);
+                    }
+                }
+            }
+            b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, None, None), None);
+        }
+    }
+    let comment = format!("rcni portmap net={network} gen={g}");
+    for (v6, conds) in [(false, &s.cond_v4), (true, &s.cond_v6)] {
+        let mut jump = m::nfproto(v6);
+        for c in conds {
+            jump.extend(c.exprs());
+        }
+        jump.push(Expr::FibDaddrType { reg: 1 });
+        jump.push(Expr::Cmp { op: CmpOp::Eq, reg: 1, data: 2u32.to_ne_bytes().to_vec() }); // RTN_LOCAL
+        jump.push(Expr::Verdict(Verdict::Jump(chain.clone())));
+        b.add_rule(FAM, TABLE, "prerouting", &jump, Some(&comment));
+        b.add_rule(FAM, TABLE, "output", &jump, Some(&comment));
+    }
+    let masq = [
+        Expr::Meta { key: MetaKind::Mark, reg: 1 },
+        Expr::Bitwise { reg: 1, len: 4, mask: bit.to_ne_bytes().to_vec(), xor: vec![0; 4] },
+        Expr::Cmp { op: CmpOp::Eq, reg: 1, data: bit.to_ne_bytes().to_vec() },
+        Expr::Masquerade,
+    ];
+    b.add_rule(FAM, TABLE, "postrouting", &masq, Some(&comment));
+}
+
+fn element_batch(b: &mut Batch, n: &str, g: &str, owner: &Owner, subnets: &[IpNet], maps: &[Mapping]) {
+    for (set, v6) in subnet_sets(n) {
+        let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
+        b.add_elements(FAM, TABLE, &set, &els);
+    }
+    let mut by_map: Vec<(String, Vec<Element>)> = Vec::new();
+    for mp in maps {
+        let name = mp.map(n, g);
+        match by_map.iter_mut().find(|(m, _)| *m == name) {
+            Some((_, v)) => v.push(mp.element(owner)),
+            None => by_map.push((name, vec![mp.element(owner)])),
+        }
+    }
+    for (map, els) in by_map {
+        b.create_elements(FAM, TABLE, &map, &els);
+    }
+}
+
+/// Publishes `maps` for `owner`. `subnets` are the container's networks (for hairpin
+/// masquerade). An element of another owner with the same host port, protocol and host IP (a
+/// leak after a crash, or a conflict the runtime did not catch) is taken over: the last ADD wins.
+/// Returns the owners whose mappings were taken over.
+pub fn setup(nft: &mut Nft, owner: &Owner, s: &Settings, subnets: &[IpNet], maps: &[Mapping]) -> Result<Vec<String>> {
+    if maps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (n, g) = (network_id(&owner.network), s.generation());
+    let mut fast = Batch::new();
+    element_batch(&mut fast, &n, &g, owner, subnets, maps);
+    match nft.commit(&fast) {
+        Ok(()) => return Ok(Vec::new()),
+        Err(e) if e.is_not_found() => {
+            let mut full = Batch::new();
+            network_batch(&mut full, &owner.network, &n, &g, s);
+            element_batch(&mut full, &n, &g, owner, subnets, maps);
+            match nft.commit(&full) {
+                Ok(()) => return Ok(Vec::new()),
+                Err(e) if e.is_exists() => {} // set up concurrently, or a key is taken
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) if e.is_exists() => {}
+        Err(e) => return Err(e),
+    }
+    // some key exists: keep ours, replace other owners'
+    let mut b = Batch::new();
+    let mut taken = Vec::new();
+    for (set, v6) in subnet_sets(&n) {
+        let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
+        b.add_elements(FAM, TABLE, &set, &els);
+    }
+    for mp in maps {
+        let map = mp.map(&n, &g);
+        match nft.get_element(FAM, TABLE, &map, &mp.key())? {
+            Some(e) if owner.owns(e.comment.as_deref()) => {
+                // ours already, perhaps to another destination: replace
+                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
+            }
+            Some(e) => {
+                taken.push(e.comment.unwrap_or_default());
+                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
+            }
+            None => {}
+        }
+        b.create_elements(FAM, TABLE, &map, &[mp.element(owner)]);
+    }
+    nft.commit(&b)?;
+    Ok(taken)
+}
+
+fn network_maps(nft: &mut Nft, n: &str) -> Result<Vec<String>> {
+    let mut v = nft.sets(FAM, TABLE)?;
+    v.retain(|s| {
+        ["h4_", "w4_", "h6_", "w6_"].iter().any(|p| s.strip_prefix(p).and_then(|r| r.strip_prefix(n)).is_some_and(|r| r.starts_with('_')))
+    });
+    Ok(v)
+}
+
+/// Removes every mapping `owner` has (in any generation). `hint` (the mappings the runtime
+/// passes on DEL) makes it a direct lookup in the current generation; without it, or when the
+/// hint finds nothing, the network's maps are scanned. Returns whether anything was deleted.
+pub fn teardown(nft: &mut Nft, owner: &Owner, s: &Settings, hint: &[Mapping]) -> Result<bool> {
+    let (n, g) = (network_id(&owner.network), s.generation());
+    let mut b = Batch::new();
+    for mp in hint {
+        let map = mp.map(&n, &g);
+        if let Some(e) = nft.get_element(FAM, TABLE, &map, &mp.key())? {
+            if owner.owns(e.comment.as_deref()) {
+                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
+            }
+        }
+    }
+    if b.is_empty() {
+        for map in network_maps(nft, &n)? {
+            let mine: Vec<Element> = nft
+                .elements(FAM, TABLE, &map)?
+                .into_iter()
+                .filter(|e| owner.owns(e.comment.as_deref()))
+                .map(|e| Element::key(e.key))
+                .collect();
+            b.delete_elements(FAM, TABLE, &map, &mine);
+        }
+    }
+    if b.is_empty() {
+        return Ok(false);
+    }
+    nft.commit(&b)?;
+    Ok(true)
+}
+
+/// The mappings of `maps` that are not published for `owner` (for CHECK).
+pub fn missing(nft: &mut Nft, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
+    let (n, g) = (network_id(&owner.network), s.generation());
+    let mut out = Vec::new();
+    for mp in maps {
+        let e: Option<ElementInfo> = nft.get_element(FAM, TABLE, &mp.map(&n, &g), &mp.key())?;
+        if !e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
+            out.push(mp.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_data_follow_nft_concatenation_padding() {
+        let mp = Mapping { proto: 6, host_port: 8080, host_ip: None, dest: "10.0.0.2".parse().unwrap(), dest_port: 80 };
+        assert_eq!(mp.key(), vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(mp.data(), vec![10, 0, 0, 2, 0, 80, 0, 0]);
+        let h = Mapping { host_ip: Some("192.0.2.1".parse().unwrap()), ..mp.clone() };
+        assert_eq!(h.key(), vec![192, 0, 2, 1, 6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(map_spec("x".into(), false, true).key_len, 12);
+        assert_eq!(map_spec("x".into(), true, true).key_len, 24);
+        assert_eq!(map_spec("x".into(), true, false).data, Some((datatype::concat(&[datatype::IP6ADDR, datatype::INET_SERVICE]), 20)));
+    }
+
+    #[test]
+    fn generations_differ_by_settings() {
+        let s = Settings { snat: true, masq_all: false, mark_bit: 13, cond_v4: vec![], cond_v6: vec![] };
+        let t = Settings { mark_bit: 14, ..s.clone() };
+        assert_ne!(s.generation(), t.generation());
+        assert_eq!(s.generation(), s.clone().generation());
+        assert_eq!(s.generation().len(), 8);
+    }
+}
