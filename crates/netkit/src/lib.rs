@@ -2,6 +2,7 @@
 //! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes.
 
 pub mod error;
+pub mod firewall;
 pub mod iface;
 pub mod masq;
 pub mod netlink;

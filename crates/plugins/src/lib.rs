@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod delegate;
+pub mod firewall;
 pub mod host_local;
 pub mod loopback;
 pub mod portmap;
@@ -20,9 +21,13 @@ pub struct Entry {
     pub plugin: &'static (dyn Plugin + Sync),
 }
 
+/// Spec versions from 0.4.0 on (firewall, as the reference).
+const FROM_0_4_0: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
+
 /// Every plugin rcni ships, by the name it is installed and invoked under.
 pub static PLUGINS: &[Entry] = &[
     Entry { name: "bridge", description: "CNI bridge plugin (rcni)", versions: cni_types::version::ALL, plugin: &bridge::Bridge },
+    Entry { name: "firewall", description: "CNI firewall plugin (rcni)", versions: FROM_0_4_0, plugin: &firewall::Firewall },
     Entry {
         name: "host-local",
         description: "CNI host-local IPAM plugin (rcni)",
