@@ -22,10 +22,8 @@ fn in_ns<T>(ns: &str, f: impl FnOnce() -> T) -> T {
 fn serve(ns: &str, port: u16, reply: &'static str) {
     let l = in_ns(ns, || TcpListener::bind(SocketAddr::from(([0u16; 8], port))).unwrap());
     std::thread::spawn(move || {
-        for s in l.incoming() {
-            if let Ok(mut s) = s {
-                let _ = s.write_all(reply.as_bytes());
-            }
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(reply.as_bytes());
         }
     });
 }
@@ -162,7 +160,7 @@ fn portmap_publishes_every_path_v4_and_v6() {
     assert_eq!(fetch(Some(&ext.name), "192.168.231.1:8081"), Some("c1:81".into()), "hostIP mapping on its address");
     assert_eq!(fetch(None, "10.231.0.1:8081"), None, "hostIP mapping not on another local address");
     let pm = table("rcni_hostport");
-    assert!(pm.contains(&format!("tcp . 8080 comment \"rcni:")) && pm.contains(&format!("{} . 80", ip_of(&r1, false))), "{pm}");
+    assert!(pm.contains("tcp . 8080 comment \"rcni:") && pm.contains(&format!("{} . 80", ip_of(&r1, false))), "{pm}");
     n.ok(false, &dir, "check", "pmnet", &c1, maps.clone());
     // DEL without the mappings (and from Go's cnitool, which reads our cache): all of c1's go
     n.ok(true, &dir, "del", "pmnet", &c1, Value::Null);
