@@ -17,6 +17,9 @@ struct Opts {
     go_cnitool: Option<PathBuf>,
     ref_plugins: PathBuf,
     stacks: Vec<String>,
+    /// `bridge` (bridge + host-local) or `chain` (… → portmap with one port per container →
+    /// firewall).
+    chain: String,
 }
 
 fn parse_opts() -> Opts {
@@ -26,6 +29,7 @@ fn parse_opts() -> Opts {
         go_cnitool: Some(PathBuf::from("target/go-cnitool/cnitool")),
         ref_plugins: PathBuf::from("/usr/lib/cni"),
         stacks: vec!["floor".into(), "rcni".into(), "reference".into()],
+        chain: "bridge".into(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -37,6 +41,7 @@ fn parse_opts() -> Opts {
             "--go-cnitool" => o.go_cnitool = Some(v.into()),
             "--reference-plugins" => o.ref_plugins = v.into(),
             "--stacks" => o.stacks = v.split(',').map(String::from).collect(),
+            "--chain" => o.chain = v,
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -123,6 +128,17 @@ const CONFLIST: &str = r#"{
   ]
 }"#;
 
+const CHAIN_CONFLIST: &str = r#"{
+  "cniVersion": "1.0.0",
+  "name": "cnibench",
+  "plugins": [
+    {"type": "bridge", "bridge": "cnib0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/16", "gateway": "10.99.0.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall"}
+  ]
+}"#;
+
 fn ns_name(i: usize) -> String {
     format!("cnibench-{i}")
 }
@@ -176,7 +192,7 @@ fn run_floor(n: usize) -> Samples {
     s
 }
 
-fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path) -> Samples {
+fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path, ports: bool) -> Samples {
     let mut s = Samples::default();
     make_namespaces(n);
     let cmd = |verb: &str, i: usize| {
@@ -187,6 +203,9 @@ fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path) -> Sa
             .env_remove("CNI_ARGS")
             .env_remove("CAP_ARGS")
             .env_remove("CNI_IFNAME");
+        if ports {
+            c.env("CAP_ARGS", format!(r#"{{"portMappings":[{{"hostPort":{},"containerPort":80,"protocol":"tcp"}}]}}"#, 10000 + i));
+        }
         c
     };
     for i in 1..=n {
@@ -254,7 +273,8 @@ fn main() {
     assert!(Path::new("/run/netns").exists(), "run through bench/run (inside the netsandbox)");
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding");
     let conf = tempfile::tempdir().expect("tmp");
-    std::fs::write(conf.path().join("cnibench.conflist"), CONFLIST).expect("conflist");
+    let ports = o.chain == "chain";
+    std::fs::write(conf.path().join("cnibench.conflist"), if ports { CHAIN_CONFLIST } else { CONFLIST }).expect("conflist");
     let rcni_dir = std::fs::canonicalize(&o.rcni_dir).expect("rcni install dir (bench/run makes it)");
     let go = o.go_cnitool.as_ref().filter(|p| p.exists()).and_then(|p| std::fs::canonicalize(p).ok());
     let have_ref = go.is_some() && o.ref_plugins.join("bridge").exists();
@@ -270,8 +290,8 @@ fn main() {
         for stack in &o.stacks {
             let s = match stack.as_str() {
                 "floor" => run_floor(n),
-                "rcni" => run_cnitool(n, &rcni_dir.join("cnitool"), &rcni_dir, conf.path()),
-                "reference" if have_ref => run_cnitool(n, go.as_ref().expect("checked"), &o.ref_plugins, conf.path()),
+                "rcni" => run_cnitool(n, &rcni_dir.join("cnitool"), &rcni_dir, conf.path(), ports),
+                "reference" if have_ref => run_cnitool(n, go.as_ref().expect("checked"), &o.ref_plugins, conf.path(), ports),
                 _ => continue,
             };
             results.push((
