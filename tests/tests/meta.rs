@@ -133,7 +133,7 @@ fn portmap_publishes_every_path_v4_and_v6() {
     n.conflist(
         "pmnet",
         "rcnipm0",
-        json!([[{"subnet": "10.231.0.0/24"}], [{"subnet": "fd31::/64"}]]),
+        json!([[{"subnet": "10.235.0.0/24"}], [{"subnet": "fd35::/64"}]]),
         json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
     );
     let dir = n.inst.dir.path().to_path_buf();
@@ -154,11 +154,11 @@ fn portmap_publishes_every_path_v4_and_v6() {
     assert_eq!(v6, want, "IPv6 client via the node address");
     assert_eq!(fetch(None, "127.0.0.1:8080"), want, "the node via 127.0.0.1 (route_localnet + masquerade)");
     assert_eq!(fetch(None, "192.168.231.1:8080"), want, "the node via its own address");
-    assert_eq!(fetch(Some(&c2.name), "10.231.0.1:8080"), want, "a neighbour container via the gateway");
+    assert_eq!(fetch(Some(&c2.name), "10.235.0.1:8080"), want, "a neighbour container via the gateway");
     assert_eq!(fetch(Some(&c1.name), "192.168.231.1:8080"), want, "hairpin: the container via its own host port");
     assert_eq!(fetch(Some(&c1.name), "[fd99:231::1]:8080"), want, "IPv6 hairpin");
     assert_eq!(fetch(Some(&ext.name), "192.168.231.1:8081"), Some("c1:81".into()), "hostIP mapping on its address");
-    assert_eq!(fetch(None, "10.231.0.1:8081"), None, "hostIP mapping not on another local address");
+    assert_eq!(fetch(None, "10.235.0.1:8081"), None, "hostIP mapping not on another local address");
     let pm = table("rcni_hostport");
     assert!(pm.contains("tcp . 8080 comment \"rcni:") && pm.contains(&format!("{} . 80", ip_of(&r1, false))), "{pm}");
     n.ok(false, &dir, "check", "pmnet", &c1, maps.clone());
