@@ -111,16 +111,19 @@ fn table(name: &str) -> String {
     String::from_utf8_lossy(&run("nft", &["list", "table", "inet", name]).stdout).into_owned()
 }
 
-/// The node's "external" side: a veth to a client namespace, 192.168.231.1 / fd99:231::1 here.
-fn external_client(name: &str) -> TestNetns {
+/// The node's "external" side: a veth `rcnipm-h<k>` to a client namespace, 192.168.<k>.1 /
+/// fd99:<k>::1 on the node and .2 / ::2 in the client (each test its own `k`: tests run in
+/// parallel in one sandbox).
+fn external_client(name: &str, k: u8) -> TestNetns {
     let ext = TestNetns::new(name);
-    let _ = run("ip", &["link", "del", "rcnipm-h"]);
-    run_ok("ip", &["link", "add", "rcnipm-h", "type", "veth", "peer", "name", "eth0", "netns", &ext.name]);
-    run_ok("ip", &["addr", "add", "192.168.231.1/24", "dev", "rcnipm-h"]);
-    run_ok("ip", &["addr", "add", "fd99:231::1/64", "dev", "rcnipm-h", "nodad"]);
-    run_ok("ip", &["link", "set", "rcnipm-h", "up"]);
-    run_ok("ip", &["-n", &ext.name, "addr", "add", "192.168.231.2/24", "dev", "eth0"]);
-    run_ok("ip", &["-n", &ext.name, "addr", "add", "fd99:231::2/64", "dev", "eth0", "nodad"]);
+    let hif = format!("rcnipm-h{k}");
+    let _ = run("ip", &["link", "del", &hif]);
+    run_ok("ip", &["link", "add", &hif, "type", "veth", "peer", "name", "eth0", "netns", &ext.name]);
+    run_ok("ip", &["addr", "add", &format!("192.168.{k}.1/24"), "dev", &hif]);
+    run_ok("ip", &["addr", "add", &format!("fd99:{k}::1/64"), "dev", &hif, "nodad"]);
+    run_ok("ip", &["link", "set", &hif, "up"]);
+    run_ok("ip", &["-n", &ext.name, "addr", "add", &format!("192.168.{k}.2/24"), "dev", "eth0"]);
+    run_ok("ip", &["-n", &ext.name, "addr", "add", &format!("fd99:{k}::2/64"), "dev", "eth0", "nodad"]);
     run_ok("ip", &["-n", &ext.name, "link", "set", "eth0", "up"]);
     ext
 }
@@ -129,7 +132,7 @@ fn external_client(name: &str) -> TestNetns {
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn portmap_publishes_every_path_v4_and_v6() {
     let n = Net::new();
-    let ext = external_client("rcni-pm-ext");
+    let ext = external_client("rcni-pm-ext", 231);
     n.conflist(
         "pmnet",
         "rcnipm0",
@@ -168,14 +171,14 @@ fn portmap_publishes_every_path_v4_and_v6() {
     assert!(!pm.contains("8080") && !pm.contains("8081"), "{pm}");
     assert_eq!(fetch(Some(&ext.name), "192.168.231.1:8080"), None);
     n.ok(false, &dir, "del", "pmnet", &c2, Value::Null);
-    let _ = run("ip", &["link", "del", "rcnipm-h"]);
+    let _ = run("ip", &["link", "del", "rcnipm-h231"]);
 }
 
 #[test]
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn portmap_ownership_udp_conntrack_and_refusals() {
     let n = Net::new();
-    let ext = external_client("rcni-pmu-ext");
+    let ext = external_client("rcni-pmu-ext", 232);
     n.conflist(
         "pmudp",
         "rcnipm1",
@@ -188,8 +191,8 @@ fn portmap_ownership_udp_conntrack_and_refusals() {
     n.ok(false, &dir, "add", "pmudp", &a, udp.clone());
     let sa = in_ns(&a.name, || UdpSocket::bind("0.0.0.0:53").unwrap());
     sa.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let client = in_ns(&ext.name, || UdpSocket::bind("192.168.231.2:40000").unwrap());
-    client.send_to(b"one", "192.168.231.1:5353").unwrap();
+    let client = in_ns(&ext.name, || UdpSocket::bind("192.168.232.2:40000").unwrap());
+    client.send_to(b"one", "192.168.232.1:5353").unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(sa.recv(&mut buf).unwrap(), 3, "first datagram reaches a");
     // the port moves to b: the client keeps its source port, so only a flushed conntrack entry
@@ -199,7 +202,7 @@ fn portmap_ownership_udp_conntrack_and_refusals() {
     n.ok(false, &dir, "add", "pmudp", &b, udp.clone());
     let sb = in_ns(&b.name, || UdpSocket::bind("0.0.0.0:53").unwrap());
     sb.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    client.send_to(b"two", "192.168.231.1:5353").unwrap();
+    client.send_to(b"two", "192.168.232.1:5353").unwrap();
     assert_eq!(sb.recv(&mut buf).unwrap(), 3, "the datagram follows the port to b");
 
     // another interface of the same container keeps its mappings when eth0's are deleted
@@ -230,7 +233,7 @@ fn portmap_ownership_udp_conntrack_and_refusals() {
     // refusals change nothing
     let before = table("rcni_hostport");
     for (extra, code, word) in [
-        (json!({"conditionsV4": ["-d", "192.168.231.1"]}), 2, "conditionsV4"),
+        (json!({"conditionsV4": ["-d", "192.168.232.1"]}), 2, "conditionsV4"),
         (json!({"externalSetMarkChain": "KUBE-MARK-MASQ"}), 2, "externalSetMarkChain"),
         (json!({"markMasqBit": 32}), 7, "MasqMarkBit"),
         (json!({"conditionsV6": ["tcp dport 80"]}), 2, "conditionsV6"),
@@ -241,7 +244,7 @@ fn portmap_ownership_udp_conntrack_and_refusals() {
     }
     assert_eq!(table("rcni_hostport"), before);
     n.ok(false, &dir, "del", "pmudp", &b, udp);
-    let _ = run("ip", &["link", "del", "rcnipm-h"]);
+    let _ = run("ip", &["link", "del", "rcnipm-h232"]);
 }
 
 #[test]

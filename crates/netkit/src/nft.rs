@@ -823,9 +823,17 @@ impl Nft {
         }
     }
 
-    fn dump(&mut self, family: Family, inner: NfTablesMessage, op: &str) -> Result<Vec<NfTablesMessage>> {
-        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family.proto(), 0, 0), inner));
-        m.header.flags = NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK;
+    /// Sends one request (a dump with `NLM_F_DUMP`, else acknowledged) and collects the
+    /// messages of the answer until its end or error.
+    fn request(
+        &mut self,
+        family: NetfilterProtoFamily,
+        inner: NetfilterMessageInner,
+        flags: u16,
+        op: &str,
+    ) -> Result<Vec<NetfilterMessageInner>> {
+        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), inner));
+        m.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
         let seq = self.next_seq();
         m.header.sequence_number = seq;
         m.finalize();
@@ -839,8 +847,8 @@ impl Nft {
                 return Ok(false);
             }
             match p {
-                NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(m), .. }) => {
-                    out.push(m);
+                NetlinkPayload::InnerMessage(m) => {
+                    out.push(m.inner);
                     Ok(false)
                 }
                 NetlinkPayload::Done(_) => Ok(true),
@@ -857,6 +865,17 @@ impl Nft {
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+
+    fn dump(&mut self, family: Family, inner: NfTablesMessage, op: &str) -> Result<Vec<NfTablesMessage>> {
+        let msgs = self.request(family.proto(), NetfilterMessageInner::NfTables(inner), NLM_F_DUMP, op)?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                NetfilterMessageInner::NfTables(m) => Some(m),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The rules of a chain, with their handles and comments. A missing table or chain has none.
@@ -1019,87 +1038,33 @@ impl Nft {
     pub fn delete_conntrack_by_dport(&mut self, v6: bool, proto: u8, port: u16) -> Result<usize> {
         use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, ProtoTuple, Tuple};
         let family = if v6 { NetfilterProtoFamily::IPv6 } else { NetfilterProtoFamily::IPv4 };
-        let op = "listing conntrack entries";
-        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), ConntrackMessage::Get(vec![])));
-        m.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let seq = self.next_seq();
-        m.header.sequence_number = seq;
-        m.finalize();
-        let mut buf = vec![0u8; m.buffer_len()];
-        m.serialize(&mut buf);
-        self.sock.send(&buf, 0).map_err(|e| Error::io(op, e))?;
-        let mut stale: Vec<Vec<Tuple>> = Vec::new();
-        let mut err = None;
-        self.recv(&mut |h, p| {
-            if h.sequence_number != seq {
-                return Ok(false);
-            }
-            match p {
-                NetlinkPayload::InnerMessage(NetfilterMessage {
-                    inner: NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)),
-                    ..
-                }) => {
-                    for a in attrs {
-                        if let ConntrackAttribute::CtaTupleOrig(t) = a {
-                            let matches = t.iter().any(|x| match x {
-                                Tuple::Proto(p) => {
-                                    let num = p.iter().find_map(|y| match y {
-                                        ProtoTuple::Protocol(pr) => Some(u8::from(*pr)),
-                                        _ => None,
-                                    });
-                                    num == Some(proto) && p.iter().any(|y| matches!(y, ProtoTuple::DestinationPort(d) if *d == port))
-                                }
-                                _ => false,
-                            });
-                            if matches {
-                                stale.push(t);
-                            }
-                        }
-                    }
-                    Ok(false)
+        let entries = self.request(family, ConntrackMessage::Get(vec![]).into(), NLM_F_DUMP, "listing conntrack entries")?;
+        let matches = |t: &[Tuple]| {
+            t.iter().any(|x| match x {
+                Tuple::Proto(p) => {
+                    let num = p.iter().find_map(|y| match y {
+                        ProtoTuple::Protocol(pr) => Some(u8::from(*pr)),
+                        _ => None,
+                    });
+                    num == Some(proto) && p.iter().any(|y| matches!(y, ProtoTuple::DestinationPort(d) if *d == port))
                 }
-                NetlinkPayload::Done(_) => Ok(true),
-                NetlinkPayload::Error(e) => {
-                    if let Some(c) = e.code {
-                        err = Some(crate::netlink::kernel_error(op.to_string(), -c.get(), &e.header));
-                    }
-                    Ok(true)
+                _ => false,
+            })
+        };
+        let mut n = 0;
+        for e in entries {
+            let NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) = e else { continue };
+            for a in attrs {
+                let ConntrackAttribute::CtaTupleOrig(t) = a else { continue };
+                if !matches(&t) {
+                    continue;
                 }
-                _ => Ok(false),
-            }
-        })?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        let n = stale.len();
-        for t in stale {
-            let mut m = NetlinkMessage::from(NetfilterMessage::new(
-                NetfilterHeader::new(family, 0, 0),
-                ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(t)]),
-            ));
-            m.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-            let seq = self.next_seq();
-            m.header.sequence_number = seq;
-            m.finalize();
-            let mut buf = vec![0u8; m.buffer_len()];
-            m.serialize(&mut buf);
-            self.sock.send(&buf, 0).map_err(|e| Error::io("deleting a conntrack entry", e))?;
-            let mut err = None;
-            self.recv(&mut |h, p| {
-                if h.sequence_number != seq {
-                    return Ok(false);
+                let del = ConntrackMessage::Delete(vec![ConntrackAttribute::CtaTupleOrig(t)]).into();
+                match self.request(family, del, 0, "deleting a conntrack entry") {
+                    Ok(_) => n += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
                 }
-                if let NetlinkPayload::Error(e) = p {
-                    if let Some(c) = e.code {
-                        err = Some(crate::netlink::kernel_error("deleting a conntrack entry".to_string(), -c.get(), &e.header));
-                    }
-                    return Ok(true);
-                }
-                Ok(false)
-            })?;
-            match err {
-                Some(e) if !e.is_not_found() => return Err(e),
-                _ => {}
             }
         }
         Ok(n)
