@@ -49,12 +49,17 @@ fn parse_opts() -> Opts {
     o
 }
 
-/// Runs a command and returns its wall time and the peak RSS (KiB) of its process tree.
+/// Spawns `cmd` as configured (stdin piped when `input` is given), feeds it `input`, reaps it
+/// with wait4 and returns its wall time, whether it exited 0, the peak RSS (KiB) of its process
+/// tree, and the child (for its stderr pipe, if any).
 // reaped with wait4 (for its rusage), which clippy cannot see
 #[allow(clippy::zombie_processes)]
-fn timed(cmd: &mut Command) -> (Duration, i64) {
+fn measured(cmd: &mut Command, input: Option<&str>) -> (Duration, bool, i64, std::process::Child) {
     let start = Instant::now();
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(text) = input {
+        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    }
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid out-parameter for wait4.
@@ -63,14 +68,20 @@ fn timed(cmd: &mut Command) -> (Duration, i64) {
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let elapsed = start.elapsed();
     assert_eq!(r, pid, "wait4");
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    (elapsed, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, ru.ru_maxrss, child)
+}
+
+/// Runs a command and returns its wall time and the peak RSS (KiB) of its process tree.
+fn timed(cmd: &mut Command) -> (Duration, i64) {
+    let (elapsed, ok, rss, child) = measured(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()), None);
+    if !ok {
         let mut err = String::new();
         if let Some(mut e) = child.stderr {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
         }
         panic!("{cmd:?} failed: {err}");
     }
-    (elapsed, ru.ru_maxrss)
+    (elapsed, rss)
 }
 
 fn sh(cmd: &str, args: &[&str]) {
@@ -78,27 +89,12 @@ fn sh(cmd: &str, args: &[&str]) {
     assert!(st.success(), "{cmd} {args:?} failed");
 }
 
-// reaped with wait4 (for its rusage), which clippy cannot see
-#[allow(clippy::zombie_processes)]
 fn ip_batch(args: &[&str], script: &str) -> (Duration, i64) {
-    let start = Instant::now();
-    let mut child = Command::new("ip")
-        .args(args)
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ip");
-    child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: as in `timed`.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as in `timed`.
-    unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "ip -batch failed: {script}");
-    (start.elapsed(), ru.ru_maxrss)
+    let mut cmd = Command::new("ip");
+    cmd.args(args).args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit());
+    let (elapsed, ok, rss, _) = measured(&mut cmd, Some(script));
+    assert!(ok, "ip -batch failed: {script}");
+    (elapsed, rss)
 }
 
 fn addr_of(i: usize) -> String {
@@ -228,31 +224,21 @@ fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path, ports
 }
 
 /// Peak RSS (KiB) of one plugin process doing an ADD and a DEL on its own.
-// reaped with wait4 (for its rusage), which clippy cannot see
-#[allow(clippy::zombie_processes)]
 fn plugin_rss(plugin: &Path, cni_path: &Path, stdin: &str) -> i64 {
     netkit::netns::create(Some("cnibench-rss")).expect("netns");
     let mut peak = 0;
     for verb in ["ADD", "DEL"] {
-        let mut child = Command::new(plugin)
-            .env("CNI_COMMAND", verb)
+        let mut cmd = Command::new(plugin);
+        cmd.env("CNI_COMMAND", verb)
             .env("CNI_CONTAINERID", "rssprobe")
             .env("CNI_NETNS", "/run/netns/cnibench-rss")
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", cni_path)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("plugin");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
-        let pid = child.id() as libc::pid_t;
-        let mut status = 0;
-        // SAFETY: as in `timed`.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: as in `timed`.
-        unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        peak = peak.max(ru.ru_maxrss);
+            .stderr(Stdio::null());
+        let (_, _, rss, _) = measured(&mut cmd, Some(stdin));
+        peak = peak.max(rss);
     }
     let _ = netkit::netns::delete("cnibench-rss");
     let _ = Command::new("ip").args(["link", "del", "cnib0"]).stderr(Stdio::null()).status();

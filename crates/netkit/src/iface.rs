@@ -10,6 +10,36 @@ use cni_types::result::Result100;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// Deletes an attachment's veth pair; gone is fine. Through its host end when `host_end`
+/// (name, MAC, as the result reported it) still names a veth with that MAC — no namespace
+/// switch — else by `ifname` inside the namespace at `netns` (empty or vanished: nothing to do).
+pub fn remove_veth(host: &mut Netlink, host_end: Option<(&str, &str)>, netns: &str, ifname: &str) -> Result<()> {
+    if let Some((name, mac)) = host_end {
+        if let Ok(l) = host.link_by_name(name) {
+            if l.mac_string() == mac && l.kind.as_deref() == Some("veth") {
+                return match host.del_link(l.index) {
+                    Err(e) if !e.is_not_found() => Err(e),
+                    _ => Ok(()),
+                };
+            }
+        }
+    }
+    if netns.is_empty() {
+        return Ok(());
+    }
+    let gone = |r: Result<()>| match r {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    };
+    match NetNs::open(netns) {
+        Ok(ns) => {
+            let mut cont = Netlink::open_in(&ns)?;
+            gone(cont.link_by_name(ifname).and_then(|l| cont.del_link(l.index)))
+        }
+        Err(e) => gone(Err(e)),
+    }
+}
+
 /// How long IPv6 duplicate address detection may take before ADD fails (as the reference).
 pub const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -1032,10 +1032,10 @@ impl Nft {
         }
     }
 
-    /// Deletes the conntrack entries whose original direction is `proto` to destination port
-    /// `port` (IPv4 or IPv6); returns how many. Used so that a published UDP port reaches its new
+    /// Deletes the conntrack entries whose original direction is `proto` to one of the
+    /// destination `ports` (IPv4 or IPv6), from one dump of the table; returns how many. Used so that a published UDP port reaches its new
     /// container instead of following a stale entry. An entry that vanished meanwhile is fine.
-    pub fn delete_conntrack_by_dport(&mut self, v6: bool, proto: u8, port: u16) -> Result<usize> {
+    pub fn delete_conntrack_by_dport(&mut self, v6: bool, proto: u8, ports: &[u16]) -> Result<usize> {
         use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, ProtoTuple, Tuple};
         let family = if v6 { NetfilterProtoFamily::IPv6 } else { NetfilterProtoFamily::IPv4 };
         let entries = self.request(family, ConntrackMessage::Get(vec![]).into(), NLM_F_DUMP, "listing conntrack entries")?;
@@ -1046,7 +1046,7 @@ impl Nft {
                         ProtoTuple::Protocol(pr) => Some(u8::from(*pr)),
                         _ => None,
                     });
-                    num == Some(proto) && p.iter().any(|y| matches!(y, ProtoTuple::DestinationPort(d) if *d == port))
+                    num == Some(proto) && p.iter().any(|y| matches!(y, ProtoTuple::DestinationPort(d) if ports.contains(d)))
                 }
                 _ => false,
             })

@@ -60,6 +60,13 @@ pub struct Settings {
     pub cond_v6: Vec<Cond>,
 }
 
+impl Default for Settings {
+    /// The reference's defaults: snat on, mark bit 13, no conditions.
+    fn default() -> Self {
+        Settings { snat: true, masq_all: false, mark_bit: 13, cond_v4: Vec::new(), cond_v6: Vec::new() }
+    }
+}
+
 impl Settings {
     fn generation(&self) -> String {
         let d = Sha512::digest(format!("{self:?}").as_bytes());

@@ -23,7 +23,7 @@ use cni_plugin::{CmdArgs, Plugin};
 use cni_types::result::{Interface, Result100, Route};
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
-use netkit::iface::{configure_iface, enable_forwarding, setup_veth, ConfigureOpts};
+use netkit::iface::{configure_iface, enable_forwarding, remove_veth, setup_veth, ConfigureOpts};
 use netkit::netlink::{parse_mac, AddrFlags, BridgePortOpts, Link, LinkKind, LinkSpec};
 use netkit::nft::Nft;
 use netkit::owner::Owner;
@@ -494,35 +494,7 @@ impl Plugin for Bridge {
         //    by name inside the container; gone is fine
         let mut host = Netlink::new().map_err(kernel)?;
         let host_end = prev.as_ref().and_then(|p| p.interfaces.get(1)).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
-        let removed = match host_end {
-            Some(h) => match host.link_by_name(&h.name) {
-                Ok(l) if l.mac_string() == h.mac && l.kind.as_deref() == Some("veth") => match host.del_link(l.index) {
-                    Ok(()) => true,
-                    Err(e) if e.is_not_found() => true,
-                    Err(e) => return Err(kernel(e)),
-                },
-                _ => false,
-            },
-            None => false,
-        };
-        if !removed && !args.netns.is_empty() {
-            match NetNs::open(&args.netns) {
-                Ok(ns) => {
-                    let mut cont = Netlink::open_in(&ns).map_err(kernel)?;
-                    match cont.link_by_name(&args.ifname) {
-                        Ok(l) => match cont.del_link(l.index) {
-                            Ok(()) => {}
-                            Err(e) if e.is_not_found() => {}
-                            Err(e) => return Err(kernel(e)),
-                        },
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(kernel(e)),
-                    }
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(kernel(e)),
-            }
-        }
+        remove_veth(&mut host, host_end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname).map_err(kernel)?;
         // 3. the lease
         if let Some(t) = &s.ipam {
             delegate::del(t, args)?;

@@ -191,20 +191,18 @@ fn container_addrs(prev: &Result100, ifname: &str) -> (Option<IpNet>, Option<IpN
 /// 127.0.0.1 can be sent to the container (then masqueraded).
 fn enable_localnet(ip: IpAddr) -> Result<(), CniError> {
     let mut nl = Netlink::new().map_err(kernel)?;
-    let best = nl
-        .routes(false, None)
-        .map_err(kernel)?
-        .into_iter()
-        .filter(|r| r.dst.contains(&ip) && r.oif.is_some())
-        .max_by_key(|r| r.dst.prefix_len());
-    let Some(oif) = best.and_then(|r| r.oif) else { return Ok(()) };
+    let Some(oif) = nl.route_get(ip).map_err(kernel)?.oif else { return Ok(()) };
     let link = nl.link_by_index(oif).map_err(kernel)?;
     sysctl::write(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1").map_err(kernel)
 }
 
+/// Deletes the conntrack entries of the UDP host ports: one conntrack dump per family.
 fn flush_udp(nft: &mut Nft, maps: &[Mapping]) -> Result<(), CniError> {
-    for m in maps.iter().filter(|m| m.proto == 17) {
-        nft.delete_conntrack_by_dport(m.dest.is_ipv6(), 17, m.host_port).map_err(kernel)?;
+    for v6 in [false, true] {
+        let ports: Vec<u16> = maps.iter().filter(|m| m.proto == 17 && m.dest.is_ipv6() == v6).map(|m| m.host_port).collect();
+        if !ports.is_empty() {
+            nft.delete_conntrack_by_dport(v6, 17, &ports).map_err(kernel)?;
+        }
     }
     Ok(())
 }
@@ -256,7 +254,7 @@ impl Plugin for Portmap {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: Conf = args.conf()?;
         // a config that has become invalid must not block DEL: fall back to the defaults
-        let s = settings(&c).unwrap_or(Settings { snat: true, masq_all: false, mark_bit: 13, cond_v4: vec![], cond_v6: vec![] });
+        let s = settings(&c).unwrap_or_default();
         let prev = args.prev_result(&c.net).ok().flatten().and_then(|p| p.to_current().ok());
         let (v4, v6) = prev.as_ref().map(|p| container_addrs(p, &args.ifname)).unwrap_or_default();
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();

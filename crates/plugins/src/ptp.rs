@@ -15,7 +15,7 @@ use cni_plugin::{CmdArgs, Plugin};
 use cni_types::result::{Interface, Result100};
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
-use netkit::iface::{configure_iface, enable_forwarding, setup_veth, ConfigureOpts};
+use netkit::iface::{configure_iface, enable_forwarding, remove_veth, setup_veth, ConfigureOpts};
 use netkit::netlink::{AddrFlags, RouteSpec};
 use netkit::nft::Nft;
 use netkit::owner::Owner;
@@ -171,32 +171,7 @@ impl Plugin for Ptp {
         }
         let mut host = Netlink::new().map_err(kernel)?;
         let host_end = prev.as_ref().and_then(|p| p.interfaces.first()).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
-        let mut removed = false;
-        if let Some(h) = host_end {
-            if let Ok(l) = host.link_by_name(&h.name) {
-                if l.mac_string() == h.mac && l.kind.as_deref() == Some("veth") {
-                    match host.del_link(l.index) {
-                        Ok(()) => removed = true,
-                        Err(e) if e.is_not_found() => removed = true,
-                        Err(e) => return Err(kernel(e)),
-                    }
-                }
-            }
-        }
-        if !removed && !args.netns.is_empty() {
-            match NetNs::open(&args.netns) {
-                Ok(ns) => {
-                    let mut cont = Netlink::open_in(&ns).map_err(kernel)?;
-                    match cont.link_by_name(&args.ifname).and_then(|l| cont.del_link(l.index)) {
-                        Ok(()) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(kernel(e)),
-                    }
-                }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(kernel(e)),
-            }
-        }
+        remove_veth(&mut host, host_end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname).map_err(kernel)?;
         delegate::del(&ipam, args)
     }
 

@@ -236,6 +236,20 @@ impl Netlink {
         self.request(RouteNetlinkMessage::DelRoute(r.message()), 0, &|| describe("deleting", r))
     }
 
+    /// The route the kernel would use to reach `dst` (`ip route get`): one request, whatever
+    /// the size of the routing table.
+    pub fn route_get(&mut self, dst: IpAddr) -> Result<Route> {
+        let mut m = RouteMessage::default();
+        m.header.address_family = if dst.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+        m.header.destination_prefix_length = if dst.is_ipv6() { 128 } else { 32 };
+        m.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        let op = || format!("looking up the route to {dst}");
+        match self.get(RouteNetlinkMessage::GetRoute(m), &op)? {
+            RouteNetlinkMessage::NewRoute(r) => Route::from_message(&r).ok_or_else(|| crate::Error::msg(op(), "unreadable route")),
+            other => Err(crate::Error::msg(op(), format!("unexpected reply {other:?}"))),
+        }
+    }
+
     /// The routes of one family (`ipv6`) in one table (`None`: all tables).
     pub fn routes(&mut self, ipv6: bool, table: Option<u32>) -> Result<Vec<Route>> {
         let make = || {
