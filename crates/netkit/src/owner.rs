@@ -60,6 +60,16 @@ pub fn network_id(network: &str) -> String {
     }
 }
 
+/// A name as the reference plugins derive them (Go's `utils.FormatHashWithPrefix`): `prefix`
+/// followed by the lowercase hex of SHA-512(`input`), cut to `max_len` characters.
+pub fn hashed_name(prefix: &str, input: &str, max_len: usize) -> String {
+    let d = Sha512::digest(input.as_bytes());
+    let mut s = prefix.to_string();
+    s.extend(d.iter().map(|b| format!("{b:02x}")));
+    s.truncate(max_len);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +92,12 @@ mod tests {
     fn network_ids() {
         assert_eq!(network_id("cni-net.1"), "cni_net_1");
         assert_eq!(network_id(&"x".repeat(60)).len(), 16);
+    }
+
+    #[test]
+    fn hashed_names_match_the_reference() {
+        // vectors from the reference's naming (net + container ID)
+        assert_eq!(hashed_name("bwp", "mynetctr1", 15), "bwp5145007e2a84");
+        assert_eq!(hashed_name("CNI-", "cnitestc1", 28), "CNI-46bb1c480eb67d49ead3efb5");
     }
 }

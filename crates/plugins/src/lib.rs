@@ -1,6 +1,7 @@
 //! rcni's plugins. Each lives in one file and reads top to bottom; the mechanisms they share
 //! are in `netkit` (kernel) and `ipam` (address management).
 
+pub mod bandwidth;
 pub mod bridge;
 pub mod delegate;
 pub mod firewall;
@@ -26,6 +27,7 @@ const FROM_0_4_0: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
 
 /// Every plugin rcni ships, by the name it is installed and invoked under.
 pub static PLUGINS: &[Entry] = &[
+    Entry { name: "bandwidth", description: "CNI bandwidth plugin (rcni)", versions: bandwidth::VERSIONS, plugin: &bandwidth::Bandwidth },
     Entry { name: "bridge", description: "CNI bridge plugin (rcni)", versions: cni_types::version::ALL, plugin: &bridge::Bridge },
     Entry { name: "firewall", description: "CNI firewall plugin (rcni)", versions: FROM_0_4_0, plugin: &firewall::Firewall },
     Entry {
