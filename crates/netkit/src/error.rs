@@ -46,6 +46,11 @@ impl Error {
         self.errno() == Some(libc::EEXIST)
     }
 
+    /// Not permitted (EACCES), e.g. reading a write-only sysctl such as `net.ipv4.route.flush`.
+    pub fn is_permission_denied(&self) -> bool {
+        self.errno() == Some(libc::EACCES)
+    }
+
     /// The kernel lacks the feature (EOPNOTSUPP).
     pub fn is_not_supported(&self) -> bool {
         self.errno() == Some(libc::EOPNOTSUPP)

@@ -10,6 +10,7 @@ pub mod loopback;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ip;
+pub mod tuning;
 
 use cni_plugin::{About, Plugin};
 
@@ -40,6 +41,7 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "portmap", description: "CNI portmap plugin (rcni)", versions: cni_types::version::ALL, plugin: &portmap::Portmap },
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
+    Entry { name: "tuning", description: "CNI tuning plugin (rcni)", versions: cni_types::version::ALL, plugin: &tuning::Tuning },
 ];
 
 /// The plugin called `name`.
