@@ -301,11 +301,17 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
         }
         d
     };
+    let all_ours = mix(&["bridge", "host-local", "portmap", "firewall", "tuning"], &[]);
     let ours_then_theirs = mix(&["bridge", "host-local", "portmap", "firewall"], &["tuning"]);
-    let theirs_then_ours = mix(&["portmap", "firewall"], &["bridge", "host-local", "tuning"]);
-    for (round, (go, dir)) in
-        [(false, ours_then_theirs.path()), (true, theirs_then_ours.path()), (true, ours_then_theirs.path())].into_iter().enumerate()
-    {
+    let theirs_then_ours = mix(&["portmap", "firewall", "tuning"], &["bridge", "host-local"]);
+    let rounds = [
+        (false, all_ours.path()),
+        (true, all_ours.path()),
+        (false, ours_then_theirs.path()),
+        (true, theirs_then_ours.path()),
+        (true, ours_then_theirs.path()),
+    ];
+    for (round, (go, dir)) in rounds.into_iter().enumerate() {
         let a = TestNetns::new(&format!("rcni-ch{round}-a"));
         let b = TestNetns::new(&format!("rcni-ch{round}-b"));
         let c = TestNetns::new(&format!("rcni-ch{round}-c"));
@@ -335,5 +341,24 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
         assert!(leases.iter().all(|f| f == "lock" || f.to_string_lossy().starts_with("last_reserved_ip")), "round {round}: {leases:?}");
         let veths = run_ok("ip", &["-o", "link", "show", "type", "veth"]);
         assert!(!veths.contains("master rcnich"), "round {round}: no veth left: {veths}");
+        // cnitool names containers `cnitool-<hash of the netns path>`: no cache entry or
+        // tuning backup of theirs may remain
+        let ids = [&a, &b, &c].map(|ns| cnitool_id(&ns.path()));
+        for dir in ["/var/lib/cni/results", "/run/cni/tuning"] {
+            let left: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|f| ids.iter().any(|id| f.contains(id.as_str())))
+                .collect();
+            assert!(left.is_empty(), "round {round}: {dir} keeps {left:?}");
+        }
     }
+}
+
+/// The container ID both cnitools use: `cnitool-` + the first 10 bytes of SHA-512(netns path), hex.
+fn cnitool_id(netns: &str) -> String {
+    use sha2::{Digest, Sha512};
+    let d = Sha512::digest(netns.as_bytes());
+    format!("cnitool-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
