@@ -18,7 +18,7 @@ struct Opts {
     ref_plugins: PathBuf,
     stacks: Vec<String>,
     /// `bridge` (bridge + host-local) or `chain` (… → portmap with one port per container →
-    /// firewall).
+    /// firewall → tuning).
     chain: String,
 }
 
@@ -131,7 +131,8 @@ const CHAIN_CONFLIST: &str = r#"{
     {"type": "bridge", "bridge": "cnib0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/16", "gateway": "10.99.0.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
-    {"type": "firewall"}
+    {"type": "firewall"},
+    {"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}
   ]
 }"#;
 
