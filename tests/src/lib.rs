@@ -1,7 +1,11 @@
 //! Shared helpers for rcni's integration tests (see `tests/`), plus the `noop` test plugin
 //! binary (`src/bin/noop.rs`).
 
+use netkit::NetNs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The directory cargo puts this profile's binaries in (`target/debug`).
 pub fn target_dir() -> PathBuf {
@@ -186,4 +190,40 @@ impl Call {
         assert_ne!(code, 0, "{} {} should have failed: {v}", plugin.display(), self.command);
         v
     }
+}
+
+/// Runs `f` inside the named namespace (sockets made there stay there).
+pub fn in_ns<T>(ns: &str, f: impl FnOnce() -> T) -> T {
+    NetNs::open(format!("/var/run/netns/{ns}")).unwrap().run(f).unwrap()
+}
+
+/// A TCP server in `ns` on `port` that answers every connection with `reply`.
+pub fn serve(ns: &str, port: u16, reply: &'static str) {
+    let l = in_ns(ns, || TcpListener::bind(SocketAddr::from(([0u16; 8], port))).unwrap());
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+}
+
+/// What a TCP client in `ns` (`None`: the node itself) reads from `to`, or `None`.
+pub fn fetch(ns: Option<&str>, to: &str) -> Option<String> {
+    let addr: SocketAddr = to.parse().unwrap();
+    let connect = move || TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+    let s = match ns {
+        Some(n) => in_ns(n, connect),
+        None => connect(),
+    };
+    let mut s = match s {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("connecting to {to} from {ns:?}: {e}");
+            return None;
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
 }

@@ -1,6 +1,6 @@
 //! `rcni attach` / `rcni detach` (netsandbox only).
 
-use rcni_tests::{rcni_bin, require_netsandbox, run, run_ok, TestNetns};
+use rcni_tests::{fetch, rcni_bin, require_netsandbox, run, run_ok, serve, TestNetns};
 use serde_json::json;
 use std::path::Path;
 
@@ -97,4 +97,47 @@ fn attach_two_networks_and_roll_back_on_failure() {
         assert!(leases.is_empty(), "{net}: lease released");
     }
     assert!(!std::fs::read_dir("/var/lib/cni/results").unwrap().any(|e| e.unwrap().file_name().to_string_lossy().contains("-rcni-att-2-")));
+}
+
+/// `--publish` hands port mappings to portmap (part of the default network); detach takes them
+/// away; a network without portmap is refused before anything is attached.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn attach_publishes_ports() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let ns = TestNetns::new("rcni-att-3");
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir, "-p", "9301:80", "--publish", "127.0.0.1:9302:81/tcp"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("published 9301 -> 80/tcp\npublished 127.0.0.1:9302 -> 81/tcp\n"), "{text}");
+    serve(&ns.name, 80, "eighty");
+    serve(&ns.name, 81, "eighty-one");
+    assert_eq!(fetch(None, "10.209.0.1:9301").as_deref(), Some("eighty"), "via the node's address");
+    assert_eq!(fetch(None, "127.0.0.1:9301").as_deref(), Some("eighty"), "via localhost");
+    assert_eq!(fetch(None, "127.0.0.1:9302").as_deref(), Some("eighty-one"), "bound to its host IP");
+    assert_eq!(fetch(None, "10.209.0.1:9302"), None, "only on its host IP");
+    let maps = run_ok("nft", &["list", "table", "inet", "rcni_hostport"]);
+    assert!(maps.contains("id=rcni-att-3 if=eth0"), "{maps}");
+
+    let out = rcni(&["detach", &ns.name, "--conf-dir", dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fetch(None, "127.0.0.1:9301"), None, "unpublished");
+    assert!(!run_ok("nft", &["list", "table", "inet", "rcni_hostport"]).contains("id=rcni-att-3 "));
+
+    // a network without portmap: refused, nothing attached
+    let conf = tempfile::tempdir().unwrap();
+    let plain = json!({"cniVersion": "1.0.0", "name": "plain", "plugins": [{"type": "bridge", "bridge": "rcniplain",
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.243.3.0/24"}]]}}]});
+    write(conf.path(), "10-plain.conflist", plain);
+    let out = rcni(&["attach", &ns.name, "--conf-dir", conf.path().to_str().unwrap(), "-p", "9303:80"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("portMappings capability"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!ns.exec(&["ip", "link", "show", "eth0"]).status.success(), "nothing attached");
+    // a bad spec is clap's usage error
+    let out = rcni(&["attach", &ns.name, "-p", "80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST_PORT:CONTAINER_PORT"));
 }

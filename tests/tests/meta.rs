@@ -2,52 +2,15 @@
 //! conntrack, ownership on DEL, ingress policies between two bridges, and the chain containerd
 //! writes driven by our cnitool and Go's, mixed with Debian's plugins.
 
-use netkit::NetNs;
-use rcni_tests::{go_cnitool, require_netsandbox, run, run_ok, Installed, TestNetns};
+use rcni_tests::{fetch, go_cnitool, in_ns, require_netsandbox, run, run_ok, serve, Installed, TestNetns};
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 const DEBIAN: &str = "/usr/lib/cni";
 
-/// Runs `f` inside the named namespace (sockets made there stay there).
-fn in_ns<T>(ns: &str, f: impl FnOnce() -> T) -> T {
-    NetNs::open(format!("/var/run/netns/{ns}")).unwrap().run(f).unwrap()
-}
-
-/// A TCP server in `ns` on `port` that answers every connection with `reply`.
-fn serve(ns: &str, port: u16, reply: &'static str) {
-    let l = in_ns(ns, || TcpListener::bind(SocketAddr::from(([0u16; 8], port))).unwrap());
-    std::thread::spawn(move || {
-        for mut s in l.incoming().flatten() {
-            let _ = s.write_all(reply.as_bytes());
-        }
-    });
-}
-
-/// What a TCP client in `ns` (`None`: the node itself) reads from `to`, or `None`.
-fn fetch(ns: Option<&str>, to: &str) -> Option<String> {
-    let addr: SocketAddr = to.parse().unwrap();
-    let connect = move || TcpStream::connect_timeout(&addr, Duration::from_secs(2));
-    let s = match ns {
-        Some(n) => in_ns(n, connect),
-        None => connect(),
-    };
-    let mut s = match s {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("connecting to {to} from {ns:?}: {e}");
-            return None;
-        }
-    };
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
 
 struct Net {
     inst: Installed,

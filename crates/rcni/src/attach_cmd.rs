@@ -5,13 +5,15 @@
 
 use clap::Args;
 use cni_runtime::{conf, CniConfig, Ctx, Namespace, NetworkSet, RuntimeConf};
+use cni_types::capabilities::PortMapping;
 use cni_types::NetworkConfigList;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The network used when the config directory holds none: a bridge with masquerade on a private
-/// /16 that avoids podman's 10.88/16 and Docker's 172.17/16, addresses from host-local.
+/// /16 that avoids podman's 10.88/16 and Docker's 172.17/16, addresses from host-local, and
+/// portmap for `--publish` (without mappings it touches nothing).
 pub const DEFAULT_NETWORK: &str = r#"{
   "cniVersion": "1.1.0",
   "name": "rcni-default",
@@ -27,6 +29,10 @@ pub const DEFAULT_NETWORK: &str = r#"{
         "ranges": [[{"subnet": "10.209.0.0/16"}]],
         "routes": [{"dst": "0.0.0.0/0"}]
       }
+    },
+    {
+      "type": "portmap",
+      "capabilities": {"portMappings": true}
     }
   ]
 }
@@ -69,9 +75,44 @@ pub struct AttachArgs {
     /// Do not bring up the loopback interface
     #[arg(long)]
     pub no_loopback: bool,
+    /// Publish a container port on the node: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]
+    /// (repeatable; an IPv6 HOST_IP in brackets). Given to every network as the `portMappings`
+    /// capability, which portmap serves.
+    #[arg(long = "publish", short = 'p', value_name = "[IP:]HOST:CONTAINER[/PROTO]", value_parser = parse_publish)]
+    pub publish: Vec<PortMapping>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, as `docker run -p` / `nerdctl run -p` take it
+/// (without port ranges).
+pub fn parse_publish(s: &str) -> Result<PortMapping, String> {
+    let (spec, protocol) = match s.rsplit_once('/') {
+        Some((spec, p @ ("tcp" | "udp" | "sctp"))) => (spec, p),
+        Some((_, p)) => return Err(format!("unknown protocol {p:?} (tcp, udp or sctp)")),
+        None => (s, "tcp"),
+    };
+    let (host_ip, ports) = match spec.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, ports) = rest.split_once("]:").ok_or("an IPv6 host address is written [ADDR]:HOST:CONTAINER")?;
+            (ip, ports)
+        }
+        None => match spec.matches(':').count() {
+            1 => ("", spec),
+            2 => spec.split_once(':').expect("two colons"),
+            _ => return Err("expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]".into()),
+        },
+    };
+    if !host_ip.is_empty() {
+        host_ip.parse::<std::net::IpAddr>().map_err(|_| format!("invalid host address {host_ip:?}"))?;
+    }
+    let (host, container) = ports.split_once(':').ok_or("expected HOST_PORT:CONTAINER_PORT")?;
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("invalid port {p:?} (1-65535)")),
+    };
+    Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol: protocol.into(), host_ip: host_ip.into() })
 }
 
 fn netns_path(netns: &str) -> PathBuf {
@@ -177,10 +218,21 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     if !a.no_loopback {
         set.add_loopback();
     }
-    for l in load_networks(a)? {
+    let networks = load_networks(a)?;
+    if !a.publish.is_empty() && !networks.iter().any(|l| l.capabilities().iter().any(|c| c == "portMappings")) {
+        let names: Vec<&str> = networks.iter().map(|l| l.name.as_str()).collect();
+        return Err(format!(
+            "--publish needs a network with a plugin that has the portMappings capability (e.g. portmap); {} has none",
+            names.join(", ")
+        ));
+    }
+    for l in networks {
         set.add_network(l, None);
     }
-    let ns = Namespace::new(&id, path.to_string_lossy());
+    let mut ns = Namespace::new(&id, path.to_string_lossy());
+    if !a.publish.is_empty() {
+        ns = ns.with_port_mappings(&a.publish);
+    }
     let ctx = Ctx::with_timeout(Duration::from_secs(a.common.timeout));
     let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) }.map_err(|e| e.to_string())?;
     if a.json {
@@ -210,6 +262,14 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
             })
             .collect();
         println!("{ifname}: {} (network {net}{})", addrs.join(", "), if mac.is_empty() { String::new() } else { format!(", mac {mac}") });
+    }
+    for m in &a.publish {
+        let host = match m.host_ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:"),
+            Ok(ip) => format!("{ip}:"),
+            Err(_) => String::new(),
+        };
+        println!("published {host}{} -> {}/{}", m.host_port, m.container_port, m.protocol);
     }
     println!("container {id} in {}", path.display());
     println!("detach with: rcni detach {}", a.common.netns);
@@ -287,6 +347,19 @@ mod tests {
         for other in ["10.88.0.0/16", "172.17.0.0/16"] {
             let o: ipnet::IpNet = other.parse().unwrap();
             assert!(!subnet.contains(&o.network()) && !o.contains(&subnet.network()));
+        }
+    }
+
+    #[test]
+    fn publish_specs() {
+        let m = parse_publish("8080:80").unwrap();
+        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (8080, 80, "tcp", ""));
+        let m = parse_publish("127.0.0.1:53:5353/udp").unwrap();
+        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (53, 5353, "udp", "127.0.0.1"));
+        let m = parse_publish("[fd00::1]:443:8443/sctp").unwrap();
+        assert_eq!((m.host_ip.as_str(), m.protocol.as_str()), ("fd00::1", "sctp"));
+        for bad in ["80", "0:80", "80:70000", "a:80", "80:80/icmp", "1.2.3:80:80", "fd00::1:80:80", "[fd00::1]80:80", "1:2:3:4"] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
         }
     }
 
