@@ -266,7 +266,12 @@ fn main() {
     let go = o.go_cnitool.as_ref().filter(|p| p.exists()).and_then(|p| std::fs::canonicalize(p).ok());
     let have_ref = go.is_some() && o.ref_plugins.join("bridge").exists();
     println!(
-        "rcni benchmark: bridge + host-local (ipMasq), per container, sequential; kernel {}",
+        "rcni benchmark: {}, per container, sequential; kernel {}",
+        if ports {
+            "bridge + host-local (ipMasq) -> portmap (one port each) -> firewall -> tuning; floor: bridge only"
+        } else {
+            "bridge + host-local (ipMasq)"
+        },
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
     );
     if !have_ref {
@@ -323,7 +328,7 @@ fn main() {
         }
     }
     let stdin = plugin_stdin();
-    println!("\npeak RSS of one plugin process (ADD then DEL):");
+    println!("\npeak RSS of one plugin process run alone (ADD then DEL; rcni's cnitool runs its own plugins in-process):");
     println!("  rcni bridge (host-local in-process): {} KiB", plugin_rss(&rcni_dir.join("bridge"), &rcni_dir, &stdin));
     if have_ref {
         println!("  reference bridge (+ its host-local child): {} KiB", plugin_rss(&o.ref_plugins.join("bridge"), &o.ref_plugins, &stdin));

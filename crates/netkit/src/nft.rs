@@ -1076,8 +1076,8 @@ impl Nft {
     pub fn close_in_background(self) {
         const CLOSE_DELAY_NS: libc::c_long = 200_000_000;
         let fd = self.sock.as_raw_fd();
-        // SAFETY: fork in a single-threaded plugin process; the child only calls async-signal-safe
-        // functions (open, dup2, close, _exit) before exiting.
+        // SAFETY: the child only makes async-signal-safe calls (open, dup2, close_range,
+        // nanosleep, close, _exit), so this is sound in a multi-threaded process too.
         unsafe {
             let pid = libc::fork();
             if pid == 0 {
@@ -1087,6 +1087,13 @@ impl Nft {
                     libc::dup2(null, 1);
                     libc::dup2(null, 2);
                 }
+                // keep nothing of the parent's but this socket: not a pipe a caller waits on,
+                // nor a file whose flock (host-local's store) the parent is about to release
+                let keep = fd as libc::c_uint;
+                if keep > 3 {
+                    libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, keep - 1, 0 as libc::c_uint);
+                }
+                libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0 as libc::c_uint);
                 // Closing while the commit's destroy work is still pending makes the kernel
                 // flush that work under the netns's nf_tables commit mutex, which every link
                 // deletion in the namespace also needs: wait out the RCU grace period first,

@@ -2,6 +2,7 @@
 //! environment, full stdin — with one shortcut: when the plugin found is this very executable
 //! (rcni's multi-call binary under another name), it runs in-process instead of through
 //! fork/exec. Anything else (Debian's host-local, a third-party IPAM) is executed as usual.
+//! [`SelfExec`] is also what rcni's cnitool and `rcni attach` run a chain with.
 
 use cni_plugin::{About, CmdArgs};
 use cni_runtime::exec::{Exec, RawExec};
@@ -11,9 +12,23 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Runs plugins in-process when they are ours, else as processes.
-#[derive(Debug, Default)]
+///
+/// In-process, a plugin sees exactly what it would as a process (the environment overlaid with
+/// the `CNI_*` variables, the config as stdin; its stdout becomes the result, its stderr is
+/// copied to ours) and saves a fork/exec of ~1.5 ms. The context's deadline and cancellation are
+/// checked before it starts; a running in-process plugin is not interrupted (rcni's plugins
+/// never wait on the network: their only waits are file locks). `RCNI_IN_PROCESS=0` in the
+/// environment turns the shortcut off.
+#[derive(Debug)]
 pub struct SelfExec {
     raw: RawExec,
+    in_process: bool,
+}
+
+impl Default for SelfExec {
+    fn default() -> Self {
+        SelfExec { raw: RawExec::default(), in_process: std::env::var_os("RCNI_IN_PROCESS").is_none_or(|v| v != "0") }
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -32,9 +47,12 @@ pub fn builtin(path: &Path) -> Option<&'static crate::Entry> {
 
 impl Exec for SelfExec {
     fn exec_plugin(&self, ctx: &Ctx, path: &Path, stdin: &[u8], env: &[(String, String)]) -> cni_runtime::Result<Vec<u8>> {
-        let Some(entry) = builtin(path) else {
+        let Some(entry) = builtin(path).filter(|_| self.in_process) else {
             return self.raw.exec_plugin(ctx, path, stdin, env);
         };
+        if let Some(why) = ctx.done() {
+            return Err(cni_runtime::Error::Cni(CniError::new(0, format!("netplugin failed with no error message: signal: killed ({why})"))));
+        }
         let about = About::new(entry.name, entry.description, entry.versions);
         let getenv = |k: &str| env.iter().rev().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
         let (mut out, mut err) = (Vec::new(), Vec::new());

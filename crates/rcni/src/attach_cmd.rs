@@ -176,7 +176,8 @@ fn cni(common: &Common) -> Result<CniConfig, String> {
             paths.push(p);
         }
     }
-    Ok(CniConfig::new(paths))
+    // rcni's own plugins run in-process, others are executed
+    Ok(CniConfig::new(paths).with_exec(std::sync::Arc::new(plugins::delegate::SelfExec::default())))
 }
 
 fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {

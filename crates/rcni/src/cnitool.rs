@@ -129,7 +129,9 @@ fn run(inv: &Invocation) -> Result<(), String> {
         .unwrap_or_else(|| "eth0".into());
     let netns = absolute(&inv.netns).map_err(|e| e.to_string())?;
     let rt = RuntimeConf { container_id: container_id(&netns), netns, ifname, args, capability_args, cache_dir: None };
-    let cni = CniConfig::new(cni_runtime::find::split_path_list(&std::env::var("CNI_PATH").unwrap_or_default()));
+    // rcni's own plugins (this binary under their names) run in-process; others are executed
+    let cni = CniConfig::new(cni_runtime::find::split_path_list(&std::env::var("CNI_PATH").unwrap_or_default()))
+        .with_exec(std::sync::Arc::new(plugins::delegate::SelfExec::default()));
     let ctx = Ctx::background();
     let res = match inv.command.as_str() {
         "add" => cni.add_network_list(&ctx, &list, &rt).map(|result| {
