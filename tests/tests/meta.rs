@@ -11,7 +11,6 @@ use std::time::Duration;
 
 const DEBIAN: &str = "/usr/lib/cni";
 
-
 struct Net {
     inst: Installed,
     conf: tempfile::TempDir,

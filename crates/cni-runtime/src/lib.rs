@@ -16,6 +16,7 @@ pub mod error;
 pub mod exec;
 pub mod find;
 pub mod invoke;
+pub mod lock;
 
 pub use api::{CniConfig, GcArgs, RuntimeConf};
 pub use attach::{AttachResult, Namespace, NetworkSet};
@@ -24,3 +25,4 @@ pub use ctx::{CancelToken, Ctx};
 pub use error::{Error, Result};
 pub use exec::{Exec, RawExec, StderrSink};
 pub use invoke::PluginInfo;
+pub use lock::NetworkLock;

@@ -4,7 +4,7 @@
 //! records.
 
 use clap::Args;
-use cni_runtime::{conf, CniConfig, Ctx, Namespace, NetworkSet, RuntimeConf};
+use cni_runtime::{conf, CniConfig, Ctx, Namespace, NetworkAttachment, NetworkLock, NetworkSet, RuntimeConf};
 use cni_types::capabilities::PortMapping;
 use cni_types::NetworkConfigList;
 use std::os::unix::fs::MetadataExt;
@@ -115,6 +115,18 @@ pub fn parse_publish(s: &str) -> Result<PortMapping, String> {
     Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol: protocol.into(), host_ip: host_ip.into() })
 }
 
+/// The runtime arguments an attachment was added with, from its cache entry.
+pub(crate) fn runtime_conf(a: &NetworkAttachment) -> RuntimeConf {
+    RuntimeConf {
+        container_id: a.container_id.clone(),
+        netns: a.netns.clone(),
+        ifname: a.ifname.clone(),
+        args: a.cni_args.clone(),
+        capability_args: a.capability_args.clone(),
+        cache_dir: None,
+    }
+}
+
 fn netns_path(netns: &str) -> PathBuf {
     if netns.contains('/') {
         PathBuf::from(netns)
@@ -168,7 +180,7 @@ pub fn own_plugin_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-fn cni(common: &Common) -> Result<CniConfig, String> {
+pub(crate) fn cni(common: &Common) -> Result<CniConfig, String> {
     let own = own_plugin_dir().map_err(|e| format!("preparing rcni's plugin directory: {e}"))?;
     let mut paths = vec![own];
     for p in cni_runtime::find::split_path_list(&common.cni_path).into_iter().chain([PathBuf::from("/opt/cni/bin")]) {
@@ -227,6 +239,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
             names.join(", ")
         ));
     }
+    let _locks = lock_networks(networks.iter().map(|l| l.name.as_str()))?;
     for l in networks {
         set.add_network(l, None);
     }
@@ -292,6 +305,24 @@ pub fn detach(c: Common) -> i32 {
     }
 }
 
+/// The configuration an attachment was added with: the list its cache recorded, or, when that
+/// holds no inline plugins, the current list of that name.
+pub(crate) fn cached_list(a: &NetworkAttachment, conf_dir: &Path) -> Result<NetworkConfigList, String> {
+    match NetworkConfigList::from_bytes(&a.config) {
+        Ok(l) if !l.plugins.is_empty() => Ok(l),
+        _ => conf::load_network_conf(conf_dir, &a.network).map_err(|e| e.to_string()),
+    }
+}
+
+/// The shared per-network locks rcni's runtime operations hold, so that `rcni gc` never judges
+/// an attachment while it is being added or removed.
+pub(crate) fn lock_networks<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<NetworkLock>, String> {
+    names
+        .into_iter()
+        .map(|n| NetworkLock::shared(Path::new(cni_runtime::lock::LOCK_DIR), n).map_err(|e| format!("locking network {n}: {e}")))
+        .collect()
+}
+
 /// DELs every cached attachment of the container, newest interface first and `lo` last, with
 /// the configuration and arguments recorded at ADD. Returns how many were detached.
 fn run_detach(c: &Common) -> Result<usize, String> {
@@ -304,26 +335,20 @@ fn run_detach(c: &Common) -> Result<usize, String> {
     let ctx = Ctx::with_timeout(Duration::from_secs(c.timeout));
     let mut errors = Vec::new();
     let n = atts.len();
-    for a in atts {
-        let list = match NetworkConfigList::from_bytes(&a.config) {
-            Ok(l) if !l.plugins.is_empty() => l,
-            // a cached list without inline plugins: take the current one of that name
-            _ => match conf::load_network_conf(&c.conf_dir, &a.network) {
-                Ok(l) => l,
-                Err(e) => {
-                    errors.push(format!("{} ({}): {e}", a.network, a.ifname));
-                    continue;
-                }
-            },
+    let networks: std::collections::BTreeSet<&str> = atts.iter().map(|a| a.network.as_str()).collect();
+    let _locks = lock_networks(networks)?;
+    for a in &atts {
+        let list = match cached_list(a, &c.conf_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("{} ({}): {e}", a.network, a.ifname));
+                continue;
+            }
         };
-        let rt = RuntimeConf {
-            container_id: a.container_id.clone(),
-            netns: if a.netns.is_empty() { netns_path(&c.netns).to_string_lossy().into_owned() } else { a.netns.clone() },
-            ifname: a.ifname.clone(),
-            args: a.cni_args.clone(),
-            capability_args: a.capability_args.clone(),
-            cache_dir: None,
-        };
+        let mut rt = runtime_conf(a);
+        if rt.netns.is_empty() {
+            rt.netns = netns_path(&c.netns).to_string_lossy().into_owned();
+        }
         match cni.del_network_list(&ctx, &list, &rt) {
             Ok(()) => println!("{}: detached from {}", a.ifname, a.network),
             Err(e) => errors.push(format!("{} ({}): {e}", a.network, a.ifname)),

@@ -31,6 +31,8 @@ enum Command {
     Attach(crate::attach_cmd::AttachArgs),
     /// Detach a network namespace from everything it was attached to
     Detach(crate::attach_cmd::Common),
+    /// Reclaim what attachments whose network namespace is gone left behind (DEL, then GC)
+    Gc(crate::gc_cmd::GcArgsCli),
     /// Manage network namespaces (add, ls, del, exec, identify)
     Netns {
         #[command(subcommand)]
@@ -63,6 +65,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
         Command::Attach(a) => crate::attach_cmd::attach(a),
         Command::Detach(c) => crate::attach_cmd::detach(c),
+        Command::Gc(g) => crate::gc_cmd::gc(g),
         Command::Applets => {
             for a in crate::applets() {
                 println!("{a}");

@@ -4,6 +4,7 @@
 mod attach_cmd;
 mod cli;
 mod cnitool;
+mod gc_cmd;
 mod install;
 mod netns_cmd;
 

@@ -1,0 +1,225 @@
+//! `rcni gc`: reclaims what attachments whose network namespace is gone left behind.
+//!
+//! For every network of the config directory (and rcni's embedded default network), under the
+//! network's exclusive lock (rcni's attach and detach hold it shared):
+//! 1. each cached attachment of the network is judged: its namespace still opens → live; no
+//!    namespace recorded (older runtimes) or a cache entry younger than the grace period (an ADD
+//!    of another runtime may be in flight) → left alone and reported; else stale → DEL with the
+//!    configuration and arguments its cache recorded;
+//! 2. for lists of spec 1.1.0 and later, GC goes to every plugin with the live and left-alone
+//!    attachments as `cni.dev/valid-attachments` (libcni's `GCNetworkList`), so plugins also
+//!    reclaim objects no cache entry remembers.
+//!
+//! Networks that only the cache still knows (removed from the directory; the loopback network
+//! of `rcni attach`) get step 1 with their cached configuration. The cache read is the default
+//! one (`/var/lib/cni`): attachments a runtime cached elsewhere are invisible here, and step 2
+//! would reclaim their objects on a network both share.
+//!
+//! Prints what it reclaimed (or JSON with `--json`); exits 1 when anything could not be
+//! reclaimed.
+
+use crate::attach_cmd::{cached_list, runtime_conf, Common, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
+use clap::Args;
+use cni_runtime::{conf, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock};
+use cni_types::config::GcAttachment;
+use cni_types::{version, NetworkConfigList};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+#[derive(Args)]
+pub struct GcArgsCli {
+    /// Network configuration directory
+    #[arg(long, default_value = "/etc/cni/net.d", env = "NETCONFPATH")]
+    pub conf_dir: PathBuf,
+    /// Plugin directories searched after rcni's own (colon separated)
+    #[arg(long, env = "CNI_PATH", default_value = "/opt/cni/bin")]
+    pub cni_path: String,
+    /// Seconds a plugin may run before it is killed
+    #[arg(long, default_value_t = 60, env = "RCNI_TIMEOUT")]
+    pub timeout: u64,
+    /// Attachments cached less than this many seconds ago are left alone
+    #[arg(long, default_value_t = 60)]
+    pub grace_period: u64,
+    /// Only this network (repeatable); default: every network
+    #[arg(long = "network", short = 'n')]
+    pub networks: Vec<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What happened to one network.
+#[derive(Default)]
+struct Report {
+    network: String,
+    reclaimed: Vec<Value>,
+    left: Vec<Value>,
+    live: usize,
+    gc_sent: bool,
+    errors: Vec<String>,
+}
+
+fn describe(a: &NetworkAttachment) -> Value {
+    json!({"containerID": a.container_id, "ifname": a.ifname, "netns": a.netns})
+}
+
+/// How old a cache entry is (`None`: unknown, e.g. the file vanished meanwhile).
+fn age(cache_dir: &Path, a: &NetworkAttachment) -> Option<Duration> {
+    let file = cache_dir.join("results").join(format!("{}-{}-{}", a.network, a.container_id, a.ifname));
+    let modified = std::fs::metadata(file).ok()?.modified().ok()?;
+    Some(SystemTime::now().duration_since(modified).unwrap_or_default())
+}
+
+fn networks(g: &GcArgsCli) -> Result<Vec<NetworkConfigList>, String> {
+    let mut lists: Vec<NetworkConfigList> =
+        conf::load_all(&g.conf_dir, 0).map_err(|e| e.to_string())?.into_iter().map(|(_, l)| l).collect();
+    if !lists.iter().any(|l| l.name == DEFAULT_NETWORK_NAME) {
+        lists.push(NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).map_err(|e| e.to_string())?);
+    }
+    if !g.networks.is_empty() {
+        lists.retain(|l| g.networks.contains(&l.name));
+    }
+    Ok(lists)
+}
+
+/// Networks the result cache has attachments of but `lists` lacks, in name order (only those
+/// asked for, when `--network` is given).
+fn cache_only(g: &GcArgsCli, lists: &[NetworkConfigList]) -> Vec<String> {
+    let mut names: Vec<String> =
+        CniConfig::new(Vec::new()).get_cached_attachments("").unwrap_or_default().into_iter().map(|a| a.network).collect();
+    names.sort();
+    names.dedup();
+    names.retain(|n| !lists.iter().any(|l| &l.name == n) && (g.networks.is_empty() || g.networks.contains(n)));
+    names
+}
+
+/// Judges and reclaims the cached attachments of network `name`; then, when the network's list
+/// is known (`list`: from the config directory or rcni's default) and of 1.1.0 or later, GCs
+/// its plugins.
+fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: &Common) -> Report {
+    let mut r = Report { network: name.to_string(), ..Default::default() };
+    let _lock = match NetworkLock::exclusive(Path::new(cni_runtime::lock::LOCK_DIR), name) {
+        Ok(l) => l,
+        Err(e) => {
+            r.errors.push(format!("locking network {name}: {e}"));
+            return r;
+        }
+    };
+    let cni = match crate::attach_cmd::cni(common) {
+        Ok(c) => c,
+        Err(e) => {
+            r.errors.push(e);
+            return r;
+        }
+    };
+    let cache_dir = cni.cache(&Default::default()).dir().to_path_buf();
+    let ctx = Ctx::with_timeout(Duration::from_secs(g.timeout));
+    let cached = match cni.get_cached_attachments("") {
+        Ok(c) => c,
+        Err(e) => {
+            r.errors.push(format!("reading the result cache: {e}"));
+            return r;
+        }
+    };
+    let grace = Duration::from_secs(g.grace_period);
+    let mut valid = Vec::new();
+    for a in cached.iter().filter(|a| a.network == name) {
+        let keep = |why: &str, r: &mut Report, valid: &mut Vec<GcAttachment>| {
+            let mut d = describe(a);
+            d["reason"] = why.into();
+            r.left.push(d);
+            valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
+        };
+        if a.netns.is_empty() {
+            keep("its cache records no network namespace", &mut r, &mut valid);
+            continue;
+        }
+        if netkit::NetNs::open(&a.netns).is_ok() {
+            r.live += 1;
+            valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
+            continue;
+        }
+        if age(&cache_dir, a).is_none_or(|t| t < grace) {
+            keep("younger than the grace period", &mut r, &mut valid);
+            continue;
+        }
+        let del = cached_list(a, &g.conf_dir).and_then(|l| cni.del_network_list(&ctx, &l, &runtime_conf(a)).map_err(|e| e.to_string()));
+        match del {
+            Ok(()) => r.reclaimed.push(describe(a)),
+            Err(e) => r.errors.push(format!("DEL {} {}: {e}", a.container_id, a.ifname)),
+        }
+    }
+    let Some(list) = list else { return r };
+    if version::greater_than_or_equal(&list.cni_version, "1.1.0").unwrap_or(false) && !list.disable_gc {
+        r.gc_sent = true;
+        if let Err(e) = cni.gc_network_list(&ctx, list, Some(&GcArgs { valid_attachments: valid })) {
+            r.errors.push(format!("GC: {e}"));
+        }
+    }
+    r
+}
+
+pub fn gc(g: GcArgsCli) -> i32 {
+    let lists = match networks(&g) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rcni gc: {e}");
+            return 1;
+        }
+    };
+    let common = Common { netns: String::new(), id: None, conf_dir: g.conf_dir.clone(), cni_path: g.cni_path.clone(), timeout: g.timeout };
+    // networks only the cache knows (e.g. removed from the config directory, or the loopback
+    // network of `rcni attach`): their stale attachments are DELed with the cached config
+    let others = cache_only(&g, &lists);
+    if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
+        eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.conf_dir.display());
+        return 1;
+    }
+    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &l.name, Some(l), &common)).collect();
+    reports.extend(others.iter().map(|n| collect(&g, n, None, &common)));
+    let failed = reports.iter().any(|r| !r.errors.is_empty());
+    if g.json {
+        let nets: Vec<Value> = reports
+            .iter()
+            .map(|r| {
+                json!({"network": r.network, "reclaimed": r.reclaimed, "leftAlone": r.left, "live": r.live,
+                       "gcSent": r.gc_sent, "errors": r.errors})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({"networks": nets})).expect("JSON"));
+    } else {
+        for r in &reports {
+            for a in &r.reclaimed {
+                println!(
+                    "{}: reclaimed {} {} (namespace {} is gone)",
+                    r.network,
+                    a["containerID"].as_str().unwrap_or(""),
+                    a["ifname"].as_str().unwrap_or(""),
+                    a["netns"].as_str().unwrap_or("")
+                );
+            }
+            for a in &r.left {
+                println!(
+                    "{}: left {} {}: {}",
+                    r.network,
+                    a["containerID"].as_str().unwrap_or(""),
+                    a["ifname"].as_str().unwrap_or(""),
+                    a["reason"].as_str().unwrap_or("")
+                );
+            }
+            for e in &r.errors {
+                eprintln!("rcni gc: {}: {e}", r.network);
+            }
+            println!(
+                "{}: {} reclaimed, {} live, {} left alone{}",
+                r.network,
+                r.reclaimed.len(),
+                r.live,
+                r.left.len(),
+                if r.gc_sent { ", plugins garbage-collected" } else { "" }
+            );
+        }
+    }
+    i32::from(failed)
+}
