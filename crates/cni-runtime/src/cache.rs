@@ -12,8 +12,6 @@ use base64::Engine;
 use cni_types::{gojson, CniResult};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The default cache directory.
@@ -138,30 +136,11 @@ impl Cache {
         gojson::to_vec(&info)
     }
 
-    /// Writes the entry for an ADD: temp file, fsync, rename.
+    /// Writes the entry for an ADD: temporary file, fsync, rename.
     pub fn write(&self, result: &CniResult, config: &[u8], net: &str, rt: &RuntimeConf) -> Result<()> {
         let path = self.file_path(net, &rt.container_id, &rt.ifname)?;
         let bytes = Self::encode(result, config, net, rt);
-        let dir = self.results_dir();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io(format!("mkdir {}", dir.display()), e))?;
-        let name = path.file_name().expect("cache file has a name").to_string_lossy().into_owned();
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_data()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(format!("open {}", path.display()), e)
-        })
+        crate::fsutil::write_atomic(&path, &bytes).map_err(|e| Error::io(format!("open {}", path.display()), e))
     }
 
     /// Reads the entry of an attachment.
@@ -199,11 +178,7 @@ impl Cache {
         let Ok(path) = self.file_path(net, &rt.container_id, &rt.ifname) else {
             return Ok(());
         };
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("remove {}", path.display()), e)),
-        }
+        crate::fsutil::remove(&path).map_err(|e| Error::io(format!("remove {}", path.display()), e))
     }
 
     /// Every cached attachment, optionally only those of one container (Go's

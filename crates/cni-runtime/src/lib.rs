@@ -15,6 +15,7 @@ pub mod ctx;
 pub mod error;
 pub mod exec;
 pub mod find;
+pub mod fsutil;
 pub mod invoke;
 pub mod lock;
 

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Files holding only `<containerID>` (the old format) are matched too. A reservation is
-//! written to a temporary file and hard-linked into place, so a crash never leaves an empty
-//! reservation that nobody can release (Go's plugin writes into the new file directly).
+//! written to an unnamed file (`O_TMPFILE`) and linked into place complete, so a crash never
+//! leaves an empty reservation that nobody can release, nor a stray temporary file (Go's plugin
+//! writes into the new file directly).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -20,6 +21,21 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
 const LINE_BREAK: &str = "\r\n";
+
+/// Gives the unnamed file `f` the name `path` (fails with `AlreadyExists` when it is taken).
+fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("no NUL");
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: two valid C strings; linkat follows the /proc magic link to the open file.
+    let rc = unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// One network's store, locked for as long as it lives.
 #[derive(Debug)]
@@ -62,16 +78,24 @@ impl Store {
     /// handed out from range set `range_id`.
     pub fn reserve(&self, id: &str, ifname: &str, ip: &IpAddr, range_id: usize) -> io::Result<bool> {
         let path = self.ip_path(ip);
-        let tmp = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
         let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        let _ = std::fs::remove_file(&tmp);
-        let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-            f.write_all(content.as_bytes())
+        let linked = match self.write_unnamed(content.as_bytes()) {
+            Ok(f) => link_unnamed(&f, &path),
+            // a filesystem without O_TMPFILE: a named temporary file (which a crash can leave)
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {
+                let tmp = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
+                let write = || -> io::Result<()> {
+                    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+                    f.write_all(content.as_bytes())
+                };
+                write().map_err(|e| err(format!("writing {}", tmp.display()), e))?;
+                let linked = std::fs::hard_link(&tmp, &path);
+                let _ = std::fs::remove_file(&tmp);
+                linked
+            }
+            Err(e) => return Err(err(format!("writing a reservation in {}", self.dir.display()), e)),
         };
-        write().map_err(|e| err(format!("writing {}", tmp.display()), e))?;
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
@@ -87,6 +111,14 @@ impl Store {
             .map_err(|e| err(format!("writing {}", last.display()), e))?;
         f.write_all(ip.to_string().as_bytes()).map_err(|e| err(format!("writing {}", last.display()), e))?;
         Ok(true)
+    }
+
+    /// A file with `content` that has no name yet (`O_TMPFILE`): killed before it is linked, the
+    /// process leaves nothing behind.
+    fn write_unnamed(&self, content: &[u8]) -> io::Result<File> {
+        let mut f = OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(&self.dir)?;
+        f.write_all(content)?;
+        Ok(f)
     }
 
     /// The last address handed out from range set `range_id`, if recorded and readable.

@@ -38,8 +38,6 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub struct Tuning;
@@ -374,24 +372,6 @@ fn backup_file(data_dir: &Path, args: &CmdArgs) -> PathBuf {
     data_dir.join(format!("{}_{}.json", args.container_id, args.ifname))
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, so a reader never sees a
-/// partial file.
-fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("backup file has a directory");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let name = path.file_name().expect("backup file name").to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 fn open_link(nl: &mut Netlink, ifname: &str) -> Result<Link, CniError> {
     nl.link_by_name(ifname).map_err(|e| CniError::internal(format!("failed to get {ifname:?}: {e}")))
 }
@@ -542,7 +522,7 @@ impl Plugin for Tuning {
         let earlier = std::fs::read(&file).ok();
         if !orig.is_empty() {
             let older = earlier.as_deref().and_then(|b| serde_json::from_slice::<Backup>(b).ok()).unwrap_or_default();
-            write_atomic(&file, &orig.clone().under(older).to_json())
+            cni_runtime::fsutil::write_atomic(&file, &orig.clone().under(older).to_json())
                 .map_err(|e| CniError::io(format!("failed to save backup {}: {e}", file.display())))?;
         }
         let mut undo = Backup::default();
@@ -554,8 +534,8 @@ impl Plugin for Tuning {
             }
             if !orig.is_empty() {
                 let _ = match &earlier {
-                    Some(b) => write_atomic(&file, b),
-                    None => std::fs::remove_file(&file),
+                    Some(b) => cni_runtime::fsutil::write_atomic(&file, b),
+                    None => cni_runtime::fsutil::remove(&file),
                 };
             }
             return Err(e);
@@ -576,14 +556,18 @@ impl Plugin for Tuning {
         let c: DelConf = args.conf()?;
         let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
         let file = backup_file(&data_dir, args);
-        let Ok(data) = std::fs::read(&file) else { return Ok(()) };
+        let Ok(data) = std::fs::read(&file) else {
+            // no backup; perhaps the temporary file of an ADD killed while writing it
+            let _ = cni_runtime::fsutil::remove(&file);
+            return Ok(());
+        };
         if let Ok(b) = serde_json::from_slice::<Backup>(&data) {
             if let Some(ns) = (!args.netns.is_empty()).then(|| NetNs::open(&args.netns).ok()).flatten() {
                 // DEL never fails: what cannot be put back stays as it is
                 restore(&ns, &args.ifname, &b);
             }
         }
-        let _ = std::fs::remove_file(&file);
+        let _ = cni_runtime::fsutil::remove(&file);
         Ok(())
     }
 

@@ -1,0 +1,119 @@
+//! Crash safety (netsandbox only): the runtime and its plugins are SIGKILLed at many points of
+//! an ADD of the full default chain; a DEL afterwards leaves nothing of that attachment behind.
+
+use rcni_tests::{require_netsandbox, run_ok, Installed, TestNetns};
+use serde_json::json;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+
+const SIGKILL: i32 = 9;
+
+/// What a cnitool container ID looks like for `netns` (`cnitool-` + SHA-512 prefix).
+fn cnitool_id(netns: &str) -> String {
+    use sha2::{Digest, Sha512};
+    let d = Sha512::digest(netns.as_bytes());
+    format!("cnitool-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// Every place the attachment of container `id` could have left something, as a list of
+/// findings (empty: nothing left).
+fn leftovers(id: &str, data: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let net_dir = data.join("crashnet");
+    for e in std::fs::read_dir(&net_dir).into_iter().flatten() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if name == "lock" || name.starts_with("last_reserved_ip") {
+            continue;
+        }
+        let body = std::fs::read_to_string(net_dir.join(&name)).unwrap_or_default();
+        // leases of other iterations are gone too: every iteration ends with a DEL
+        found.push(format!("host-local file {name}: {body:?}"));
+    }
+    for dir in ["/var/lib/cni/results", "/run/cni/tuning"] {
+        for e in std::fs::read_dir(dir).into_iter().flatten() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            if name.contains(id) {
+                found.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    let ruleset = run_ok("nft", &["list", "ruleset"]);
+    if ruleset.contains(&format!("id={id}")) {
+        found.push(format!("nft objects of {id}"));
+    }
+    // (before the first ADD got that far there is no bridge at all)
+    let ports = String::from_utf8_lossy(&rcni_tests::run("ip", &["-o", "link", "show", "master", "rcnicrash"]).stdout).into_owned();
+    if !ports.trim().is_empty() {
+        found.push(format!("bridge ports: {ports}"));
+    }
+    found
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn sigkill_during_add_then_del_leaves_nothing() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let inst = Installed::new();
+    let conf = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let list = json!({"cniVersion": "1.1.0", "name": "crashnet", "plugins": [
+        {"type": "bridge", "bridge": "rcnicrash", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.241.0.0/16"}]], "dataDir": data.path()}},
+        {"type": "portmap", "capabilities": {"portMappings": true}},
+        {"type": "firewall"},
+        {"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]});
+    std::fs::write(conf.path().join("crashnet.conflist"), list.to_string()).unwrap();
+    let cnitool = |verb: &str, ns: &TestNetns| {
+        let mut c = Command::new(inst.path("cnitool"));
+        c.args([verb, "crashnet", &ns.path()])
+            .env("NETCONFPATH", conf.path())
+            .env("CNI_PATH", inst.dir.path())
+            .env("CAP_ARGS", json!({"portMappings": [{"hostPort": 9501, "containerPort": 80, "protocol": "tcp"}]}).to_string())
+            .env_remove("CNI_ARGS")
+            .env_remove("CNI_IFNAME")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    // how long a whole ADD takes here (the first one also makes the bridge and tables; the
+    // fastest of the next three counts); the kill points are spread evenly over it
+    let first = TestNetns::new("rcni-crash-first");
+    assert!(cnitool("add", &first).status().unwrap().success(), "a plain ADD works");
+    let probes: Vec<TestNetns> = (0..3).map(|k| TestNetns::new(&format!("rcni-crash-probe{k}"))).collect();
+    let whole = probes
+        .iter()
+        .map(|ns| {
+            let started = std::time::Instant::now();
+            assert!(cnitool("add", ns).status().unwrap().success());
+            started.elapsed()
+        })
+        .min()
+        .unwrap();
+    for ns in probes.iter().chain([&first]) {
+        assert!(cnitool("del", ns).status().unwrap().success());
+    }
+    let mut whole = whole;
+    let mut killed = 0;
+    for i in 0..80u32 {
+        let ns = TestNetns::new(&format!("rcni-crash-{i}"));
+        let id = cnitool_id(&ns.path());
+        let started = std::time::Instant::now();
+        let mut child = cnitool("add", &ns).spawn().unwrap();
+        std::thread::sleep(whole * i / 80);
+        let _ = child.kill(); // SIGKILL: cnitool and the plugins it runs in-process die together
+        let status = child.wait().unwrap();
+        if status.signal() == Some(SIGKILL) {
+            killed += 1;
+        } else {
+            // it finished first: ADDs are quicker than measured, spread the rest over less
+            whole = whole.min(started.elapsed());
+        }
+        let out = cnitool("del", &ns).stdout(Stdio::piped()).output().unwrap();
+        assert!(out.status.success(), "iteration {i}: DEL after the kill failed: {}", String::from_utf8_lossy(&out.stdout));
+        let left = leftovers(&id, data.path());
+        assert!(left.is_empty(), "iteration {i} (killed: {:?}): left behind {left:?}", status.signal());
+    }
+    eprintln!("{killed} of 80 ADDs were killed midway (a whole ADD: {whole:?})");
+    assert!(killed >= 40, "the kill landed during ADD only {killed} times: the test is not testing");
+}
