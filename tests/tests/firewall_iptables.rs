@@ -96,10 +96,15 @@ impl Node {
 
     /// One firewall call made directly in the node, as a runtime makes it; (exit code, stdout).
     fn firewall(&self, command: &'static str, cid: &str, conf: &Value) -> (i32, Value) {
+        self.firewall_with_path(command, cid, conf, &std::env::var("PATH").unwrap_or_default())
+    }
+
+    fn firewall_with_path(&self, command: &'static str, cid: &str, conf: &Value, path: &str) -> (i32, Value) {
         use std::io::Write;
         let call = Call::new(command, cid, "eth0");
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns.name])
+            .env("PATH", path)
             .arg(self.inst.path("firewall"))
             .env("CNI_COMMAND", call.command)
             .env("CNI_CONTAINERID", &call.container_id)
@@ -339,4 +344,33 @@ fn refusals_change_nothing() {
     // DEL of a config that could never be added succeeds (runtimes retry failed DELs)
     let (c, e) = node.firewall("DEL", "ipt4", &fw_conf("iptrefuse", json!({"backend": "firewalld"}), Some(&prev)));
     assert_eq!((c, e), (0, Value::Null));
+}
+
+/// An ADD whose ip6tables-restore fails (a stand-in earlier in PATH) reports its stderr and
+/// takes the IPv4 rules it had added away again.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn a_failed_ipv6_restore_undoes_the_ipv4_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = Node::new("rcni-ipt6-node");
+    let fake = tempfile::tempdir().unwrap();
+    let restore = fake.path().join("ip6tables-restore");
+    std::fs::write(&restore, "#!/bin/sh\ncat >/dev/null\necho 'ip6tables-restore: line 2 failed: stand-in refuses' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&restore, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.path().display(), std::env::var("PATH").unwrap_or_default());
+    let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "rcnifw-ipt1"}],
+        "ips": [{"address": "10.236.6.2/24"}, {"address": "fd00:236::6:2/64"}]});
+    let conf = fw_conf("iptundo", json!({"backend": "iptables", "ingressPolicy": "same-bridge"}), Some(&prev));
+    let (code, e) = node.firewall_with_path("ADD", "ipt6", &conf, &path);
+    assert_eq!(code, 1, "{e}");
+    assert_eq!(e["code"], 999, "{e}");
+    let msg = e["msg"].as_str().unwrap();
+    assert!(msg.contains("stand-in refuses") && msg.contains("ip6tables-restore"), "{e}");
+    let v4: Vec<String> = node.save(false).into_iter().filter(|l| l.starts_with("-A")).collect();
+    assert!(v4.is_empty(), "the IPv4 rules were taken away again: {v4:#?}");
+    // with the real tool the same ADD goes through
+    let (code, out) = node.firewall("ADD", "ipt6", &conf);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(node.chain(false, "CNI-FORWARD")[1..], accept_rules("10.236.6.2"));
+    assert_eq!(node.chain(true, "CNI-FORWARD")[1..], accept_rules("fd00:236::6:2"));
 }

@@ -772,6 +772,12 @@ COMMIT
     }
 
     #[test]
+    fn a_missing_tool_is_named() {
+        let e = find_tool("rcni-no-such-iptables-restore").unwrap_err().to_string();
+        assert!(e.contains("rcni-no-such-iptables-restore not found") && e.contains("iptables package"), "{e}");
+    }
+
+    #[test]
     fn restore_errors_name_the_failing_line() {
         assert_eq!(failed_line("iptables-restore: line 3 failed: Chain already exists."), Some(3));
         assert_eq!(failed_line("Couldn't load target `X'\n\nError occurred at line: 2\nTry `iptables-restore -h'"), Some(2));
