@@ -431,7 +431,9 @@ fn failed_line(stderr: &str) -> Option<usize> {
 }
 
 /// rcni's lock around a read-then-restore sequence (released on drop).
-struct Lock(#[allow(dead_code)] File);
+struct Lock {
+    _file: File,
+}
 
 impl Lock {
     fn take() -> Result<Lock> {
@@ -446,7 +448,7 @@ impl Lock {
             .open(path)
             .map_err(|e| Error::io(format!("opening {LOCK_PATH}"), e))?;
         f.lock().map_err(|e| Error::io(format!("locking {LOCK_PATH}"), e))?;
-        Ok(Lock(f))
+        Ok(Lock { _file: f })
     }
 }
 
@@ -478,8 +480,7 @@ pub fn setup(admin: &str, bridge: &str, addrs: &[IpAddr], policy: Ingress) -> Re
         if script.is_empty() {
             continue;
         }
-        if let Err(e) = restore(*fam, &script.text()) {
-            let mut e = e;
+        if let Err(mut e) = restore(*fam, &script.text()) {
             for (f, s) in done.iter().rev() {
                 if let Some(undo) = s.undo_text() {
                     if let Err(u) = restore(*f, &undo) {
@@ -500,7 +501,8 @@ pub fn teardown(addrs: &[IpAddr]) -> Result<bool> {
     if addrs.is_empty() {
         return Ok(false);
     }
-    let _lock = Lock::take()?;
+    // best effort: DEL goes on without the lock rather than leave the rules
+    let _lock = Lock::take().ok();
     let mut deleted = false;
     let mut first_err = None;
     for (fam, a) in families(addrs) {
