@@ -1,9 +1,11 @@
 //! Kernel access for rcni's plugins: network namespaces (the one guard that enters them),
-//! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes.
+//! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes, except
+//! `iptables-save`/`iptables-restore` for the firewall's opt-in iptables backend (`iptables`).
 
 pub mod error;
 pub mod firewall;
 pub mod iface;
+pub mod iptables;
 pub mod masq;
 pub mod netlink;
 pub mod netns;

@@ -3,15 +3,24 @@
 //!
 //! Keys (as the reference): `backend`, `iptablesAdminChainName`, `firewalldZone`,
 //! `ingressPolicy` (`open` (default, also ""), `same-bridge`, `isolated`; the bridge is
-//! prevResult's first interface). rcni's default backend is `nftables` (its own table
-//! `inet rcni_firewall`, see `netkit::firewall`; operators put their own rules in chain
-//! `admin` there). `iptables` and `firewalld` are refused with code 2 naming the key (not
-//! implemented yet). Spec versions 0.4.0 and later, as the reference.
+//! prevResult's first interface). Spec versions 0.4.0 and later, as the reference.
 //!
-//! ADD needs prevResult and returns it. DEL removes the attachment's addresses (by owner;
-//! prevResult only speeds it up) and its bridge's isolation rules with the bridge's last
-//! container; it never fails on missing state. CHECK: every prevResult address is accepted for
-//! this attachment.
+//! Backends:
+//! - `nftables` (rcni's default; the reference has none): its own table `inet rcni_firewall`,
+//!   see `netkit::firewall`; operators put their own rules in chain `admin` there.
+//! - `iptables` (opt-in): the reference's exact rules in table `filter` (`CNI-FORWARD`, the
+//!   admin chain `iptablesAdminChainName`, default `CNI-ADMIN`, and for the ingress policies
+//!   `CNI-ISOLATION-STAGE-1/2`), see `netkit::iptables`: one `iptables-restore` (and one
+//!   `ip6tables-restore` with IPv6 addresses) per call. Use it where iptables' FORWARD policy
+//!   is DROP: an nftables accept cannot override that.
+//! - `firewalld` is refused with code 2 naming the key: firewalld over D-Bus is not implemented.
+//!
+//! ADD needs prevResult and returns it. DEL never fails on missing state: with nftables it
+//! removes the attachment's addresses (by owner; prevResult only speeds it up) and its bridge's
+//! isolation rules with the bridge's last container; with iptables it removes the rules of
+//! prevResult's addresses (without prevResult there is nothing to find: the reference's rules
+//! name no owner) and, as the reference, leaves the chains and isolation rules. CHECK: every
+//! prevResult address is accepted (for this attachment, with nftables).
 
 use crate::kernel;
 use cni_plugin::{CmdArgs, Plugin};
@@ -31,32 +40,46 @@ struct Conf {
     #[serde(default)]
     backend: Option<String>,
     #[serde(rename = "iptablesAdminChainName", default)]
-    _admin_chain: Option<String>,
+    admin_chain: Option<String>,
     #[serde(rename = "firewalldZone", default)]
     _zone: Option<String>,
     #[serde(rename = "ingressPolicy", default)]
     ingress_policy: Option<String>,
 }
 
-fn load(args: &CmdArgs) -> Result<(Conf, Ingress), CniError> {
-    let c: Conf = args.conf()?;
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Backend {
+    Nftables,
+    /// With the admin chain's name.
+    Iptables(String),
+}
+
+fn backend(c: &Conf) -> Result<Backend, CniError> {
     match c.backend.as_deref() {
-        None | Some("") | Some("nftables") => {}
-        Some(b @ ("iptables" | "firewalld")) => {
-            return Err(CniError::unsupported_field(
-                "backend",
-                format!("rcni's firewall does not implement the {b:?} backend yet; use \"nftables\" (the default)"),
-            ))
+        None | Some("") | Some("nftables") => Ok(Backend::Nftables),
+        Some("iptables") => {
+            let admin = c.admin_chain.as_deref().filter(|a| !a.is_empty()).unwrap_or(netkit::iptables::DEFAULT_ADMIN_CHAIN);
+            netkit::iptables::check_chain_name(admin).map_err(|e| CniError::invalid_config(format!("iptablesAdminChainName: {e}")))?;
+            Ok(Backend::Iptables(admin.to_string()))
         }
-        Some(other) => return Err(CniError::unsupported_field("backend", format!("unknown firewall backend {other:?}"))),
+        Some("firewalld") => Err(CniError::unsupported_field(
+            "backend",
+            "rcni's firewall does not implement firewalld (over D-Bus); use \"nftables\" (the default) or \"iptables\"",
+        )),
+        Some(other) => Err(CniError::unsupported_field("backend", format!("unknown firewall backend {other:?}"))),
     }
+}
+
+fn load(args: &CmdArgs) -> Result<(Conf, Backend, Ingress), CniError> {
+    let c: Conf = args.conf()?;
+    let backend = backend(&c)?;
     let policy = match c.ingress_policy.as_deref() {
         None | Some("") | Some("open") => Ingress::Open,
         Some("same-bridge") => Ingress::SameBridge,
         Some("isolated") => Ingress::Isolated,
         Some(other) => return Err(CniError::invalid_config(format!("unknown ingress policy: {other:?}"))),
     };
-    Ok((c, policy))
+    Ok((c, backend, policy))
 }
 
 fn owner(args: &CmdArgs, c: &Conf) -> Owner {
@@ -65,7 +88,7 @@ fn owner(args: &CmdArgs, c: &Conf) -> Owner {
 
 impl Plugin for Firewall {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
-        let (c, policy) = load(args)?;
+        let (c, backend, policy) = load(args)?;
         let prev_raw = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("missing prevResult from earlier plugin"))?;
         let prev = prev_raw.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
         let bridge = prev.interfaces.first().map(|i| i.name.clone()).unwrap_or_default();
@@ -75,11 +98,17 @@ impl Plugin for Firewall {
             ));
         }
         let addrs: Vec<IpAddr> = prev.ips.iter().map(|i| i.address.addr()).collect();
-        if addrs.is_empty() && policy == Ingress::Open {
+        if addrs.is_empty() && (policy == Ingress::Open || matches!(backend, Backend::Iptables(_))) {
+            // (the reference's ingress policy, too, works in the families of the addresses)
             return Ok(prev_raw);
         }
-        let mut nft = Nft::new().map_err(kernel)?;
-        netkit::firewall::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy).map_err(kernel)?;
+        match backend {
+            Backend::Nftables => {
+                let mut nft = Nft::new().map_err(kernel)?;
+                netkit::firewall::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy).map_err(kernel)?;
+            }
+            Backend::Iptables(admin) => netkit::iptables::setup(&admin, &bridge, &addrs, policy).map_err(kernel)?,
+        }
         Ok(prev_raw)
     }
 
@@ -92,6 +121,13 @@ impl Plugin for Firewall {
             .and_then(|p| p.to_current().ok())
             .map(|p| p.ips.iter().map(|i| i.address.addr()).collect())
             .unwrap_or_default();
+        if c.backend.as_deref() == Some("iptables") {
+            // as the reference, DEL ignores iptables' errors (a runtime would retry it forever)
+            if let Err(e) = netkit::iptables::teardown(&hint) {
+                eprintln!("firewall: removing the iptables rules: {e}");
+            }
+            return Ok(());
+        }
         let mut nft = Nft::new().map_err(kernel)?;
         if netkit::firewall::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)? {
             nft.close_in_background();
@@ -100,15 +136,57 @@ impl Plugin for Firewall {
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let (c, _) = load(args)?;
+        let (c, backend, _) = load(args)?;
         let prev = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("missing prevResult from earlier plugin"))?;
         let prev = prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
         let addrs: Vec<IpAddr> = prev.ips.iter().map(|i| i.address.addr()).collect();
-        let mut nft = Nft::new().map_err(kernel)?;
-        let missing = netkit::firewall::missing(&mut nft, &owner(args, &c), &addrs).map_err(kernel)?;
-        if let Some(ip) = missing.first() {
-            return Err(CniError::internal(format!("firewall: traffic for {ip} is not accepted for this container")));
+        match backend {
+            Backend::Nftables => {
+                let mut nft = Nft::new().map_err(kernel)?;
+                let missing = netkit::firewall::missing(&mut nft, &owner(args, &c), &addrs).map_err(kernel)?;
+                if let Some(ip) = missing.first() {
+                    return Err(CniError::internal(format!("firewall: traffic for {ip} is not accepted for this container")));
+                }
+            }
+            Backend::Iptables(admin) => {
+                let missing = netkit::iptables::missing(&admin, &addrs).map_err(kernel)?;
+                if !missing.is_empty() {
+                    return Err(CniError::internal(format!("firewall: expected iptables rules not found: {}", missing.join("; "))));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(extra: serde_json::Value) -> Conf {
+        let mut c = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "type": "firewall"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        serde_json::from_value(c).unwrap()
+    }
+
+    #[test]
+    fn backends() {
+        use serde_json::json;
+        assert_eq!(backend(&conf(json!({}))).unwrap(), Backend::Nftables);
+        assert_eq!(backend(&conf(json!({"backend": "nftables"}))).unwrap(), Backend::Nftables);
+        assert_eq!(backend(&conf(json!({"backend": "iptables"}))).unwrap(), Backend::Iptables("CNI-ADMIN".into()));
+        assert_eq!(
+            backend(&conf(json!({"backend": "iptables", "iptablesAdminChainName": "MY-ADMIN"}))).unwrap(),
+            Backend::Iptables("MY-ADMIN".into())
+        );
+        let e = backend(&conf(json!({"backend": "iptables", "iptablesAdminChainName": "FORWARD"}))).unwrap_err();
+        assert_eq!(e.code, 7, "{e:?}");
+        assert!(e.msg.contains("iptablesAdminChainName"), "{e:?}");
+        let e = backend(&conf(json!({"backend": "firewalld"}))).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(e.msg.contains("\"backend\"") && e.msg.contains("firewalld") && e.msg.contains("iptables"), "{e:?}");
+        assert_eq!(backend(&conf(json!({"backend": "ebtables"}))).unwrap_err().code, 2);
     }
 }
