@@ -59,7 +59,7 @@ fn sigkill_during_add_then_del_leaves_nothing() {
     let data = tempfile::tempdir().unwrap();
     let list = json!({"cniVersion": "1.1.0", "name": "crashnet", "plugins": [
         {"type": "bridge", "bridge": "rcnicrash", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.241.0.0/16"}]], "dataDir": data.path()}},
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.247.0.0/16"}]], "dataDir": data.path()}},
         {"type": "portmap", "capabilities": {"portMappings": true}},
         {"type": "firewall"},
         {"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]});

@@ -35,7 +35,7 @@ fn gc_reclaims_attachments_whose_namespace_vanished() {
     let dir = conf.path().to_str().unwrap();
     let list = json!({"cniVersion": "1.1.0", "name": "gcnet", "plugins": [
         {"type": "bridge", "bridge": "rcnigcc", "isGateway": true, "ipMasq": true,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.240.1.0/24"}]]}},
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.246.1.0/24"}]]}},
         {"type": "portmap", "capabilities": {"portMappings": true}}]});
     std::fs::write(conf.path().join("10-gcnet.conflist"), list.to_string()).unwrap();
     let gone = TestNetns::new("rcni-gcc-gone");
@@ -81,7 +81,7 @@ fn gc_reclaims_attachments_whose_namespace_vanished() {
     // the live one is untouched and still has traffic
     assert_eq!(cached("rcni-gcc-live").len(), 2);
     assert!(nft(&["list", "set", "inet", "rcni", "m4_gcnet"]).contains("id=rcni-gcc-live if=eth0"));
-    assert!(live.ping("10.240.1.1"), "live attachment still reaches its gateway");
+    assert!(live.ping("10.246.1.1"), "live attachment still reaches its gateway");
 
     // nothing left to do: a second run reclaims nothing
     let out = rcni(&["gc", "--conf-dir", dir, "--grace-period", "0", "--network", "gcnet"]);
