@@ -39,7 +39,8 @@ impl Env {
         let mut v: Vec<String> = std::fs::read_dir(self.data.path().join(net))
             .map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()).collect())
             .unwrap_or_default();
-        v.retain(|f| f != "lock" && !f.starts_with("last_reserved_ip"));
+        // address files only (rcni's index `.rcni-by-id` is checked by the crash test)
+        v.retain(|f| f != "lock" && f != ".rcni-by-id" && !f.starts_with("last_reserved_ip"));
         v.sort();
         v
     }

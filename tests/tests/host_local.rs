@@ -77,7 +77,12 @@ fn allocates_and_releases_dual_stack_with_exact_files() {
     Call::new("CHECK", "dummy", "eth0").ok(&e.ours(), &conf);
     Call::new("DEL", "dummy", "eth0").ok(&e.ours(), &conf);
     assert!(e.file("mynet", "10.1.2.2").is_none() && e.file("mynet", "2001:db8:1::2").is_none());
-    assert_eq!(e.files("mynet"), vec!["last_reserved_ip.0", "last_reserved_ip.1", "lock"], "lock and last_reserved_ip stay");
+    assert_eq!(
+        e.files("mynet"),
+        vec![".rcni-by-id", "last_reserved_ip.0", "last_reserved_ip.1", "lock"],
+        "lock, last_reserved_ip and the index stay"
+    );
+    assert_eq!(std::fs::read_dir(e.dir().join("mynet/.rcni-by-id")).unwrap().count(), 0, "no index entry stays");
     Call::new("DEL", "dummy", "eth0").ok(&e.ours(), &conf);
     Call::new("CHECK", "dummy", "eth0").err(&e.ours(), &conf);
 }
@@ -261,7 +266,8 @@ fn thirty_two_parallel_adds_get_distinct_addresses() {
     uniq.sort();
     uniq.dedup();
     assert_eq!(uniq.len(), 32, "{results:?}");
-    assert_eq!(e.files("par").len(), 32 + 2);
+    assert_eq!(e.files("par").len(), 32 + 3, "leases, lock, last_reserved_ip.0, the index");
+    assert_eq!(std::fs::read_dir(e.dir().join("par/.rcni-by-id")).unwrap().count(), 32, "one index entry per lease");
 }
 
 fn require_go() {
@@ -291,7 +297,9 @@ fn go_and_rcni_honour_each_others_leases() {
     Call::new("CHECK", "rs1", "eth0").ok(&go, &conf);
     Call::new("DEL", "go1", "eth0").ok(&e.ours(), &conf);
     Call::new("DEL", "rs1", "eth0").ok(&go, &conf);
-    assert_eq!(e.files("mixed"), vec!["10.4.0.4", "last_reserved_ip.0", "lock"]);
+    assert_eq!(e.files("mixed"), vec![".rcni-by-id", "10.4.0.4", "last_reserved_ip.0", "lock"]);
+    // Go's release found rcni's index entry by its content and removed it with the lease
+    assert_eq!(std::fs::read_dir(e.dir().join("mixed/.rcni-by-id")).unwrap().count(), 0);
     // a requested address Go holds is refused by ours
     let err = Call::new("ADD", "x", "eth0").args("IP=10.4.0.4").err(&e.ours(), &conf);
     assert!(err["msg"].as_str().unwrap().contains("is not available"), "{err}");

@@ -300,7 +300,10 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
         }
         assert!(!fw.contains("rcni isolation br=rcnich"), "round {round}: isolation rules leave with the last container: {fw}");
         let leases: Vec<_> = std::fs::read_dir(n.data.path().join("chain1")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(leases.iter().all(|f| f == "lock" || f.to_string_lossy().starts_with("last_reserved_ip")), "round {round}: {leases:?}");
+        assert!(
+            leases.iter().all(|f| f == "lock" || f == ".rcni-by-id" || f.to_string_lossy().starts_with("last_reserved_ip")),
+            "round {round}: {leases:?}"
+        );
         let veths = run_ok("ip", &["-o", "link", "show", "type", "veth"]);
         assert!(!veths.contains("master rcnich"), "round {round}: no veth left: {veths}");
         // cnitool names containers `cnitool-<hash of the netns path>`: no cache entry or

@@ -245,7 +245,7 @@ fn get(store: &Store, set: &RangeSet, idx: usize, id: &str, ifname: &str, reques
             (ip, r)
         }
         None => {
-            for held in store.get_by_id(id, ifname) {
+            for held in store.get_by_id_indexed(id, ifname) {
                 if set.contains(&held) {
                     return Err(internal(format!("{held} has been allocated to {id}, duplicate allocation is not allowed")));
                 }

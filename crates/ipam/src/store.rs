@@ -21,6 +21,19 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
 const LINE_BREAK: &str = "\r\n";
+/// rcni's index of leases by attachment: `<attachment hash>-<ip>`, a hard link to the lease
+/// (Go's plugin walks into it and ignores the entries, whose names are no addresses; its
+/// release removes them with the lease, having the same content).
+pub const INDEX_DIR: &str = ".rcni-by-id";
+
+/// Whether two paths name one file.
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
 
 /// Gives the unnamed file `f` the name `path` (fails with `AlreadyExists` when it is taken).
 fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {
@@ -76,11 +89,23 @@ impl Store {
 
     /// Reserves `ip` for `(id, ifname)`; false when it is taken. Records it as the last address
     /// handed out from range set `range_id`.
+    ///
+    /// The lease is written complete before it gets a name, and is first linked into the
+    /// index (`.rcni-by-id/<attachment hash>-<ip>`), then to its address: an index entry whose
+    /// address file is another inode is a leftover (of a crash or a lost race) and means nothing.
     pub fn reserve(&self, id: &str, ifname: &str, ip: &IpAddr, range_id: usize) -> io::Result<bool> {
         let path = self.ip_path(ip);
         let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let index = self.dir.join(INDEX_DIR);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&index)
+            .map_err(|e| err(format!("creating {}", index.display()), e))?;
+        let entry = self.entry_path(id, ifname, ip);
+        let _ = std::fs::remove_file(&entry);
         let linked = match self.write_unnamed(content.as_bytes()) {
-            Ok(f) => link_unnamed(&f, &path),
+            Ok(f) => link_unnamed(&f, &entry).and_then(|()| link_unnamed(&f, &path)),
             // a filesystem without O_TMPFILE: a named temporary file (which a crash can leave)
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {
                 let tmp = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
@@ -90,12 +115,15 @@ impl Store {
                     f.write_all(content.as_bytes())
                 };
                 write().map_err(|e| err(format!("writing {}", tmp.display()), e))?;
-                let linked = std::fs::hard_link(&tmp, &path);
+                let linked = std::fs::hard_link(&tmp, &entry).and_then(|()| std::fs::hard_link(&tmp, &path));
                 let _ = std::fs::remove_file(&tmp);
                 linked
             }
             Err(e) => return Err(err(format!("writing a reservation in {}", self.dir.display()), e)),
         };
+        if linked.is_err() {
+            let _ = std::fs::remove_file(&entry);
+        }
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
@@ -153,7 +181,58 @@ impl Store {
         out
     }
 
-    /// The addresses held by `(id, ifname)`, old-format files (ID only) included.
+    /// The attachment's name in the index: 16 hex digits of SHA-512 over ID and ifname.
+    fn attachment_hash(id: &str, ifname: &str) -> String {
+        use sha2::{Digest, Sha512};
+        let mut h = Sha512::new();
+        h.update(id.trim().as_bytes());
+        h.update([0u8]);
+        h.update(ifname.as_bytes());
+        h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn entry_path(&self, id: &str, ifname: &str, ip: &IpAddr) -> PathBuf {
+        self.dir.join(INDEX_DIR).join(format!("{}-{ip}", Self::attachment_hash(id, ifname)))
+    }
+
+    /// The index's entries of `(id, ifname)` (address, entry path), and whether the index
+    /// covers every lease of the network — then no lease needs reading to know who holds what.
+    /// Two directory listings; no lease file is opened.
+    fn indexed(&self, id: &str, ifname: &str) -> (Vec<(IpAddr, PathBuf)>, bool) {
+        let names = |d: &Path| -> Vec<String> {
+            std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+        };
+        let mut leases: Vec<IpAddr> = names(&self.dir).iter().filter_map(|n| cni_types::result::parse_ip(n)).collect();
+        let want = Self::attachment_hash(id, ifname);
+        let index = self.dir.join(INDEX_DIR);
+        let mut covered: Vec<IpAddr> = Vec::new();
+        let mut mine = Vec::new();
+        for n in names(&index) {
+            let Some((hash, ip)) = n.split_once('-') else { continue };
+            let Some(ip) = cni_types::result::parse_ip(ip) else { continue };
+            if hash == want {
+                mine.push((ip, index.join(&n)));
+            }
+            covered.push(ip);
+        }
+        leases.sort();
+        covered.sort();
+        (mine, leases == covered)
+    }
+
+    /// The addresses held by `(id, ifname)`. When rcni's index covers every lease of the
+    /// network (no lease of Go's plugin, nothing left by a crash), from the index alone;
+    /// otherwise by reading every lease file, as Go's plugin does.
+    pub fn get_by_id_indexed(&self, id: &str, ifname: &str) -> Vec<IpAddr> {
+        let (mine, complete) = self.indexed(id, ifname);
+        if !complete {
+            return self.get_by_id(id, ifname);
+        }
+        mine.into_iter().filter(|(ip, entry)| same_inode(entry, &self.ip_path(ip))).map(|(ip, _)| ip).collect()
+    }
+
+    /// The addresses held by `(id, ifname)`, old-format files (ID only) included: every lease
+    /// file is read, as Go's plugin does.
     pub fn get_by_id(&self, id: &str, ifname: &str) -> Vec<IpAddr> {
         let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
         let old = id.trim();
@@ -171,10 +250,29 @@ impl Store {
 
     /// Releases every address of `(id, ifname)`; if there is none in the new format, the
     /// old-format files of `id` are released. Unknown IDs are fine.
+    ///
+    /// When rcni's index covers every lease of the network only the attachment's own files are
+    /// touched; otherwise every lease file is read as well, as Go's plugin does.
     pub fn release_by_id(&self, id: &str, ifname: &str) -> io::Result<usize> {
+        let (mine, complete) = self.indexed(id, ifname);
+        let mut n = 0;
+        for (ip, entry) in mine {
+            let path = self.ip_path(&ip);
+            if same_inode(&entry, &path) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(err(format!("releasing {}", path.display()), e)),
+                }
+            }
+            let _ = std::fs::remove_file(&entry);
+        }
+        if complete {
+            return Ok(n);
+        }
         let files = self.files();
         let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
-        let mut n = self.remove_matching(&files, &key)?;
+        n += self.remove_matching(&files, &key)?;
         if n == 0 {
             n = self.remove_matching(&files, id.trim())?;
         }
@@ -184,6 +282,7 @@ impl Store {
     /// Releases one address if `(id, ifname)` holds it.
     pub fn release_ip(&self, ip: &IpAddr, id: &str, ifname: &str) -> io::Result<bool> {
         let path = self.ip_path(ip);
+        let _ = std::fs::remove_file(self.entry_path(id, ifname, ip));
         match std::fs::read_to_string(&path) {
             Ok(c) if c.trim() == format!("{}{LINE_BREAK}{ifname}", id.trim()) => std::fs::remove_file(&path).map(|_| true),
             Ok(_) => Ok(false),
@@ -232,11 +331,45 @@ mod tests {
         assert_eq!(std::fs::metadata(dir.join("10.0.0.2")).unwrap().permissions().mode() & 0o777, 0o600);
         let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, vec!["10.0.0.2", "fd00::2", "last_reserved_ip.0", "last_reserved_ip.1", "lock"], "no temporary files left");
+        assert_eq!(
+            names,
+            vec![INDEX_DIR, "10.0.0.2", "fd00::2", "last_reserved_ip.0", "last_reserved_ip.1", "lock"],
+            "no temporary files left"
+        );
         assert_eq!(s.last_reserved_ip(0), Some(ip("10.0.0.2")));
         assert_eq!(s.get_by_id("c1", "eth0"), vec![ip("10.0.0.2")]);
         assert!(s.find_by_id("c1", "eth1"));
         assert!(!s.find_by_id("c3", "eth0"));
+    }
+
+    #[test]
+    fn the_index_finds_and_releases_only_what_it_should() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        let dir = d.path().join("net");
+        s.reserve("c1", "eth0", &ip("10.0.0.2"), 0).unwrap();
+        s.reserve("c1", "eth0", &ip("fd00::2"), 1).unwrap();
+        assert!(s.indexed("c1", "eth0").1, "the index covers every lease");
+        let mut held = s.get_by_id_indexed("c1", "eth0");
+        held.sort();
+        assert_eq!(held, vec![ip("10.0.0.2"), ip("fd00::2")]);
+        assert!(s.get_by_id_indexed("c1", "eth1").is_empty());
+        // a lost race: the entry is made, the address is someone else's (Go's)
+        std::fs::write(dir.join("10.0.0.3"), "c9\r\neth0").unwrap();
+        assert!(!s.reserve("c1", "eth1", &ip("10.0.0.3"), 0).unwrap());
+        assert!(!s.indexed("c1", "eth1").1, "Go's lease is not covered: every lease gets read");
+        assert_eq!(s.get_by_id_indexed("c9", "eth0"), vec![ip("10.0.0.3")], "found by reading");
+        // a stale entry left by a crash before the address was linked, now someone else's address
+        std::fs::write(s.entry_path("c1", "eth0", &ip("10.0.0.3")), "c1\r\neth0").unwrap();
+        assert_eq!(s.get_by_id_indexed("c1", "eth0").len(), 2, "the stale entry means nothing");
+        assert_eq!(s.release_by_id("c1", "eth0").unwrap(), 2);
+        assert_eq!(std::fs::read(dir.join("10.0.0.3")).unwrap(), b"c9\r\neth0", "another's lease stays");
+        assert_eq!(s.release_by_id("c9", "eth0").unwrap(), 1, "Go's lease released by reading them all");
+        assert_eq!(std::fs::read_dir(dir.join(INDEX_DIR)).unwrap().count(), 0, "index entries go with their leases");
+        s.reserve("c2", "eth0", &ip("10.0.0.5"), 0).unwrap();
+        assert_eq!(s.get_by_id("c2", "eth0"), vec![ip("10.0.0.5")], "index files never read as addresses");
+        assert!(s.release_ip(&ip("10.0.0.5"), "c2", "eth0").unwrap());
+        assert_eq!(std::fs::read_dir(dir.join(INDEX_DIR)).unwrap().count(), 0);
     }
 
     #[test]

@@ -182,9 +182,16 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     if mine.is_empty() {
         return Ok(false);
     }
+    remove(nft, &mine)?;
+    Ok(true)
+}
+
+/// Deletes `doomed` (set, element) in one batch, with the isolation rules of every bridge that
+/// keeps no other container.
+fn remove(nft: &mut Nft, doomed: &[(String, ElementInfo)]) -> Result<()> {
     let mut b = Batch::new();
     let mut bridges: Vec<String> = Vec::new();
-    for (set, e) in &mine {
+    for (set, e) in doomed {
         if let Some(br) = bridge_of(e.comment.as_deref()) {
             if !bridges.contains(&br) {
                 bridges.push(br);
@@ -192,6 +199,7 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
         }
         b.delete_elements(FAM, TABLE, set, &[Element::key(e.key.clone())]);
     }
+    let is_doomed = |set: &str, e: &ElementInfo| doomed.iter().any(|(s, d)| s == set && d.key == e.key);
     for br in bridges {
         let rules: Vec<_> =
             nft.rules(FAM, TABLE, "isolation")?.into_iter().filter(|r| r.comment.as_deref() == Some(&iso_comment(&br))).collect();
@@ -203,7 +211,7 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
             others |= nft
                 .elements(FAM, TABLE, set)?
                 .iter()
-                .any(|e| !owner.owns(e.comment.as_deref()) && bridge_of(e.comment.as_deref()).as_deref() == Some(br.as_str()));
+                .any(|e| !is_doomed(set, e) && bridge_of(e.comment.as_deref()).as_deref() == Some(br.as_str()));
         }
         if !others {
             for r in rules {
@@ -212,8 +220,29 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
             b.delete_elements(FAM, TABLE, ISO_SET, &[Element::key(ifname_bytes(&br))]);
         }
     }
-    nft.commit(&b)?;
-    Ok(true)
+    nft.commit(&b)
+}
+
+/// GC: removes the addresses of `network`'s attachments whose owner tag is not in `valid`
+/// (and isolation rules left without a container). Elements of other networks, and any
+/// element without rcni's comment, stay. Returns how many addresses were removed.
+pub fn gc(nft: &mut Nft, network: &str, valid: &std::collections::HashSet<String>) -> Result<usize> {
+    let mut doomed: Vec<(String, ElementInfo)> = Vec::new();
+    for set in ["c4", "c6"] {
+        for e in nft.elements(FAM, TABLE, set)? {
+            let Some(c) = e.comment.as_deref() else { continue };
+            let mut words = c.split(' ');
+            let tag = words.next().unwrap_or_default();
+            let net = words.find_map(|w| w.strip_prefix("net="));
+            if tag.starts_with("rcni:") && net == Some(network) && !valid.contains(tag) {
+                doomed.push((set.to_string(), e));
+            }
+        }
+    }
+    if !doomed.is_empty() {
+        remove(nft, &doomed)?;
+    }
+    Ok(doomed.len())
 }
 
 /// The addresses of `addrs` not accepted for `owner` (for CHECK).
