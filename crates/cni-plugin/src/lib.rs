@@ -73,6 +73,69 @@ impl CmdArgs {
     pub fn paths(&self) -> Vec<PathBuf> {
         self.path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect()
     }
+
+    /// GC's valid attachments: `(containerID, ifname)` from `cni.dev/valid-attachments` (spec
+    /// 1.1) and `cni.dev/attachments` (its first spelling; libcni sends both), united. `None`
+    /// when the config has neither key: a GC without the list must remove nothing. A malformed
+    /// list is code 6.
+    pub fn valid_attachments(&self) -> Result<Option<Attachments>, CniError> {
+        valid_attachments(&self.stdin)
+    }
+}
+
+/// A set of attachments, `(containerID, ifname)`.
+pub type Attachments = std::collections::BTreeSet<(String, String)>;
+
+/// The config keys that carry GC's valid attachments.
+pub const VALID_ATTACHMENT_KEYS: [&str; 2] = ["cni.dev/valid-attachments", "cni.dev/attachments"];
+
+/// Failures collected by a verb that goes on past them (GC): one error listing them all.
+#[derive(Debug, Default)]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    pub fn new() -> Self {
+        Failures::default()
+    }
+
+    /// Records the failure of `what`, if any.
+    pub fn note<T, E: std::fmt::Display>(&mut self, what: &str, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Success, or one internal error (code 999) naming every failure.
+    pub fn finish(self) -> Result<(), CniError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(CniError::internal(self.0.join("; ")))
+        }
+    }
+}
+
+/// See [`CmdArgs::valid_attachments`].
+pub fn valid_attachments(stdin: &[u8]) -> Result<Option<Attachments>, CniError> {
+    #[derive(serde::Deserialize)]
+    struct Att {
+        #[serde(rename = "containerID")]
+        container_id: String,
+        ifname: String,
+    }
+    let conf: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    let mut out: Option<Attachments> = None;
+    for key in VALID_ATTACHMENT_KEYS {
+        let Some(v) = conf.get(key) else { continue };
+        let list: Vec<Att> = serde_json::from_value(v.clone()).map_err(|e| CniError::decoding(format!("invalid {key}: {e}")))?;
+        out.get_or_insert_with(Default::default).extend(list.into_iter().map(|a| (a.container_id, a.ifname)));
+    }
+    Ok(out)
 }
 
 /// A plugin's verbs. STATUS and GC succeed unless overridden.
