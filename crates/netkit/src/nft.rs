@@ -733,6 +733,11 @@ impl Nft {
         Ok(Nft { sock, seq: 0, buf: Vec::with_capacity(64 * 1024) })
     }
 
+    /// Whether nftables can be used here (STATUS): a socket opens and a table can be listed.
+    pub fn probe(table: &str) -> Result<()> {
+        Nft::new()?.sets(Family::Inet, table).map(|_| ())
+    }
+
     /// A socket inside `ns`.
     pub fn open_in(ns: &NetNs) -> Result<Self> {
         ns.run(Nft::new)?
