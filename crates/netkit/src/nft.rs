@@ -553,6 +553,17 @@ impl Batch {
         self
     }
 
+    /// Deletes a set or map (unreferenced by rules once the batch's earlier changes apply).
+    pub fn delete_set(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let m = msg(
+            family,
+            NfTablesMessage::DeleteSet(SetMessage { attributes: vec![SetAttribute::Table(table.into()), SetAttribute::Name(name.into())] }),
+            0,
+        );
+        self.push(m, format!("deleting set {table}/{name}"));
+        self
+    }
+
     /// Removes every rule of a chain.
     pub fn flush_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
         let m = msg(
