@@ -1,0 +1,286 @@
+//! GC and STATUS of rcni's plugins against the kernel (netsandbox only): GC removes exactly the
+//! objects of the network's attachments that are not valid (leases, masquerade and portmap
+//! elements, old portmap generations, IFBs, tuning backups), never another network's or
+//! Debian's plugins' objects, and nothing at all without the valid-attachments key; STATUS
+//! answers 50 when ADD could not work.
+//!
+//! Subnets 10.238.0.0/16 and 10.239.0.0/16, bridges rcnigc1/rcnigc2, namespaces rcni-gc-*.
+
+use rcni_tests::{require_netsandbox, run, run_ok, Call, Installed, TestNetns};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const DEBIAN_HOST_LOCAL: &str = "/usr/lib/cni/host-local";
+
+struct Env {
+    inst: Installed,
+    leases: tempfile::TempDir,
+    tuning: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        require_netsandbox();
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+        Env { inst: Installed::new(), leases: tempfile::tempdir().unwrap(), tuning: tempfile::tempdir().unwrap() }
+    }
+
+    fn plugin(&self, name: &str) -> PathBuf {
+        self.inst.path(name)
+    }
+
+    fn call(&self, cmd: &'static str, cid: &str, ns: Option<&TestNetns>) -> Call {
+        let mut c = Call::new(cmd, cid, "eth0");
+        if let Some(ns) = ns {
+            c = c.netns(&ns.path());
+        }
+        c.path = self.inst.dir.path().to_string_lossy().into_owned();
+        c
+    }
+
+    /// The network's plugin configs (1.1.0): bridge with ipMasq + host-local, portmap,
+    /// bandwidth, tuning; `extra` is merged into every one.
+    fn confs(&self, net: &str, br: &str, subnet: &str, extra: &Value) -> [Value; 4] {
+        let mut v = [
+            json!({"type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": self.leases.path()}}),
+            json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+            json!({"type": "bandwidth", "ingressRate": 8_000_000, "ingressBurst": 800_000, "egressRate": 8_000_000, "egressBurst": 800_000}),
+            json!({"type": "tuning", "mtu": 1400, "dataDir": self.tuning.path()}),
+        ];
+        for c in &mut v {
+            c["cniVersion"] = json!("1.1.0");
+            c["name"] = json!(net);
+            for (k, x) in extra.as_object().unwrap() {
+                c[k] = x.clone();
+            }
+        }
+        v
+    }
+
+    /// Runs the chain's ADD for `cid` in `ns`, publishing `host_port`; returns the final result.
+    fn add(&self, confs: &[Value; 4], cid: &str, ns: &TestNetns, host_port: u16, portmap_extra: Value) -> Value {
+        let mut prev = Value::Null;
+        for (i, c) in confs.iter().enumerate() {
+            let mut c = c.clone();
+            if i > 0 {
+                c["prevResult"] = prev.clone();
+            }
+            if c["type"] == "portmap" {
+                c["runtimeConfig"] = json!({"portMappings": [{"hostPort": host_port, "containerPort": 80, "protocol": "tcp"}]});
+                for (k, x) in portmap_extra.as_object().unwrap() {
+                    c[k] = x.clone();
+                }
+            }
+            prev = self.call("ADD", cid, Some(ns)).ok(&self.plugin(c["type"].as_str().unwrap()), &c.to_string());
+        }
+        prev
+    }
+
+    /// GC of every plugin of the chain (as libcni does it, in order) with `valid`, or without
+    /// the key when `None`.
+    fn gc(&self, confs: &[Value; 4], valid: Option<&[&str]>, key: &str) {
+        for c in confs {
+            let mut c = c.clone();
+            if let Some(v) = valid {
+                c[key] = Value::Array(v.iter().map(|cid| json!({"containerID": cid, "ifname": "eth0"})).collect());
+            }
+            self.call("GC", "", None).ok(&self.plugin(c["type"].as_str().unwrap()), &c.to_string());
+        }
+    }
+
+    fn leases(&self, net: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = std::fs::read_dir(self.leases.path().join(net))
+            .map(|d| {
+                d.map(|e| e.unwrap())
+                    .filter(|e| e.file_name().to_string_lossy().parse::<std::net::IpAddr>().is_ok())
+                    .map(|e| (e.file_name().into_string().unwrap(), std::fs::read_to_string(e.path()).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    fn lease_holders(&self, net: &str) -> Vec<String> {
+        self.leases(net).into_iter().map(|(_, c)| c.split("\r\n").next().unwrap().to_string()).collect()
+    }
+
+    fn backup(&self, cid: &str) -> bool {
+        self.tuning.path().join(format!("{cid}_eth0.json")).exists()
+    }
+}
+
+fn nft_table(name: &str) -> String {
+    String::from_utf8(run("nft", &["list", "table", "inet", name]).stdout).unwrap()
+}
+
+/// Whether the owner comment of `(net, cid, eth0)` appears in table `name`.
+fn owned_in(name: &str, net: &str, cid: &str) -> bool {
+    nft_table(name).contains(&format!("net={net} id={cid} if=eth0\""))
+}
+
+fn link_exists(name: &str) -> bool {
+    run("ip", &["link", "show", name]).status.success()
+}
+
+/// The IFB in a bandwidth result (the last interface).
+fn ifb_of(result: &Value) -> String {
+    let ifs = result["interfaces"].as_array().unwrap();
+    let n = ifs.iter().rev().find(|i| i["name"].as_str().unwrap().starts_with("bwp")).expect("an IFB in the result");
+    n["name"].as_str().unwrap().to_string()
+}
+
+/// Everything an attachment has: lease, masquerade element, portmap element, IFB, tuning backup.
+fn has_all(e: &Env, net: &str, cid: &str, ifb: &str) -> [bool; 5] {
+    [
+        e.lease_holders(net).iter().any(|h| h == cid),
+        owned_in("rcni", net, cid),
+        owned_in("rcni_hostport", net, cid),
+        link_exists(ifb),
+        e.backup(cid),
+    ]
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn gc_removes_exactly_the_invalid_attachments() {
+    let e = Env::new();
+    let net = "gcnet1";
+    let confs = e.confs(net, "rcnigc1", "10.238.1.0/24", &json!({}));
+    let (a, b) = (TestNetns::new("rcni-gc-a"), TestNetns::new("rcni-gc-b"));
+    // a's portmap has other settings: its generation is older than the current config's
+    let ra = e.add(&confs, "gc-a", &a, 38081, json!({"markMasqBit": 12}));
+    let rb = e.add(&confs, "gc-b", &b, 38082, json!({}));
+    let (ifb_a, ifb_b) = (ifb_of(&ra), ifb_of(&rb));
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5]);
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+    let generations = |t: &str| t.matches(&format!("chain hp_{net}_")).count();
+    assert_eq!(generations(&nft_table("rcni_hostport")), 2);
+    assert!(b.ping("10.238.1.1"));
+
+    // (3) without the valid-attachments key: nothing is removed
+    e.gc(&confs, None, "");
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5], "no key, no removal");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+
+    // the attachments valid under the old key spelling: nothing is removed
+    e.gc(&confs, Some(&["gc-a", "gc-b"]), "cni.dev/attachments");
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5]);
+
+    // (1) only b is valid: a's objects go, b's all stay and it still reaches its gateway
+    let leases_before = e.leases(net);
+    e.gc(&confs, Some(&["gc-b"]), "cni.dev/valid-attachments");
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [false; 5], "a is reclaimed");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5], "b is kept");
+    assert_eq!(e.leases(net).len(), leases_before.len() - 1);
+    assert_eq!(generations(&nft_table("rcni_hostport")), 1, "a's emptied older generation is gone");
+    assert!(nft_table("rcni_hostport").contains(&format!("rcni portmap net={net} gen=")));
+    assert!(b.ping("10.238.1.1"), "b still reaches its gateway");
+    let store = e.leases.path().join(net);
+    assert!(store.join("lock").exists() && store.join("last_reserved_ip.0").exists());
+
+    // GC again: idempotent
+    e.gc(&confs, Some(&["gc-b"]), "cni.dev/valid-attachments");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+
+    // b's DEL still works after the GC; then a GC with an empty list has nothing left to do
+    for c in confs.iter().rev() {
+        let mut c = c.clone();
+        c["prevResult"] = rb.clone();
+        e.call("DEL", "gc-b", Some(&b)).ok(&e.plugin(c["type"].as_str().unwrap()), &c.to_string());
+    }
+    e.gc(&confs, Some(&[]), "cni.dev/valid-attachments");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [false; 5]);
+    let _ = run("ip", &["link", "del", "rcnigc1"]);
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn gc_never_touches_other_networks_or_debians_objects() {
+    let e = Env::new();
+    // network B (whose name extends A's) with one attachment of rcni's chain …
+    let (net_a, net_b) = ("gcnet2", "gcnet2_b");
+    let confs_b = e.confs(net_b, "rcnigc2", "10.239.2.0/24", &json!({}));
+    let ns = TestNetns::new("rcni-gc-other");
+    let rb = e.add(&confs_b, "gc-other", &ns, 38083, json!({}));
+    let ifb_b = ifb_of(&rb);
+    // … and a lease Debian's host-local made in B's store
+    let deb = json!({"cniVersion": "1.0.0", "name": net_b, "type": "host-local",
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.239.3.0/24"}]], "dataDir": e.leases.path()}});
+    Call::new("ADD", "gc-debian", "eth0").ok(Path::new(DEBIAN_HOST_LOCAL), &deb.to_string());
+    assert_eq!(e.lease_holders(net_b).len(), 2);
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5]);
+
+    // (2) GC of network A with an empty list (same data directories, another bridge)
+    let confs_a = e.confs(net_a, "rcnigc2", "10.239.4.0/24", &json!({}));
+    e.gc(&confs_a, Some(&[]), "cni.dev/valid-attachments");
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5], "B's objects are not A's");
+    assert_eq!(e.lease_holders(net_b).len(), 2, "Debian's lease stays");
+    assert!(ns.ping("10.239.2.1"));
+
+    // GC of B itself reclaims Debian's lease too (same file format), and keeps the valid one
+    e.gc(&confs_b, Some(&["gc-other"]), "cni.dev/valid-attachments");
+    assert_eq!(e.lease_holders(net_b), vec!["gc-other".to_string()]);
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5]);
+
+    e.gc(&confs_b, Some(&[]), "cni.dev/valid-attachments");
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [false; 5]);
+    let _ = run("ip", &["link", "del", "rcnigc2"]);
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn status_answers_50_when_add_cannot_work() {
+    let e = Env::new();
+    let status = |conf: &Value| e.call("STATUS", "", None).run(&e.plugin(conf["type"].as_str().unwrap()), &conf.to_string());
+    let bridge = |ipam: Value| {
+        json!({"cniVersion": "1.1.0", "name": "gcstatus", "type": "bridge", "bridge": "rcnigc3", "ipMasq": true, "ipam": ipam})
+    };
+    let host_local = |dir: &Path, subnet: &str| json!({"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": dir});
+
+    // usable: success from bridge (forwarded to host-local), host-local, portmap, ptp
+    let ok = bridge(host_local(e.leases.path(), "10.238.9.0/24"));
+    assert_eq!(status(&ok), (0, Value::Null));
+    let mut hl = ok.clone();
+    hl["type"] = json!("host-local");
+    assert_eq!(status(&hl), (0, Value::Null));
+    assert_eq!(status(&json!({"cniVersion": "1.1.0", "name": "gcstatus", "type": "portmap"})).0, 0);
+    let mut ptp = ok.clone();
+    ptp["type"] = json!("ptp");
+    assert_eq!(status(&ptp).0, 0);
+
+    // the data directory is a file: not writable
+    let file = e.leases.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    for conf in [bridge(host_local(&file, "10.238.9.0/24")), {
+        let mut c = bridge(host_local(&file, "10.238.9.0/24"));
+        c["type"] = json!("host-local");
+        c
+    }] {
+        let (code, err) = status(&conf);
+        assert_eq!((code, err["code"].clone()), (1, json!(50)), "{err}");
+    }
+
+    // a /30 with its one address leased: exhausted (and free again after DEL)
+    let small = bridge(host_local(e.leases.path(), "10.238.10.0/30"));
+    let mut small_hl = small.clone();
+    small_hl["type"] = json!("host-local");
+    assert_eq!(status(&small).0, 0);
+    Call::new("ADD", "gc-full", "eth0").ok(&e.plugin("host-local"), &small_hl.to_string());
+    let (code, err) = status(&small);
+    assert_eq!((code, err["code"].clone()), (1, json!(50)), "{err}");
+    assert!(err["msg"].as_str().unwrap().contains("no IP addresses available"), "{err}");
+    Call::new("DEL", "gc-full", "eth0").ok(&e.plugin("host-local"), &small_hl.to_string());
+    assert_eq!(status(&small).0, 0);
+
+    // the IPAM plugin is not on CNI_PATH
+    let missing = bridge(json!({"type": "no-such-ipam"}));
+    let (code, err) = status(&missing);
+    assert_eq!((code, err["code"].clone()), (1, json!(50)), "{err}");
+    let mut ptp_missing = missing.clone();
+    ptp_missing["type"] = json!("ptp");
+    assert_eq!(status(&ptp_missing).1["code"], 50);
+    // STATUS changed nothing: no bridge was made
+    assert!(run_ok("ip", &["-br", "link"]).lines().all(|l| !l.starts_with("rcnigc3 ")));
+}
