@@ -1,6 +1,6 @@
 //! GC and STATUS of rcni's plugins against the kernel (netsandbox only): GC removes exactly the
 //! objects of the network's attachments that are not valid (leases, masquerade and portmap
-//! elements, old portmap generations, IFBs, tuning backups), never another network's or
+//! elements, spoof-check rules, old portmap generations, IFBs, tuning backups), never another network's or
 //! Debian's plugins' objects, and nothing at all without the valid-attachments key; STATUS
 //! answers 50 when ADD could not work.
 //!
@@ -42,7 +42,7 @@ impl Env {
     /// bandwidth, tuning; `extra` is merged into every one.
     fn confs(&self, net: &str, br: &str, subnet: &str, extra: &Value) -> [Value; 4] {
         let mut v = [
-            json!({"type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true,
+            json!({"type": "bridge", "bridge": br, "isGateway": true, "ipMasq": true, "macspoofchk": true,
                 "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": self.leases.path()}}),
             json!({"type": "portmap", "capabilities": {"portMappings": true}}),
             json!({"type": "bandwidth", "ingressRate": 8_000_000, "ingressBurst": 800_000, "egressRate": 8_000_000, "egressBurst": 800_000}),
@@ -131,11 +131,15 @@ fn ifb_of(result: &Value) -> String {
     n["name"].as_str().unwrap().to_string()
 }
 
-/// Everything an attachment has: lease, masquerade element, portmap element, IFB, tuning backup.
-fn has_all(e: &Env, net: &str, cid: &str, ifb: &str) -> [bool; 5] {
+/// Everything an attachment has: lease, masquerade element and spoof-check rule, portmap
+/// element, IFB, tuning backup.
+fn has_all(e: &Env, net: &str, cid: &str, ifb: &str) -> [bool; 6] {
+    let spoof = String::from_utf8(run("nft", &["list", "table", "bridge", "rcni"]).stdout).unwrap();
+    let spoof = spoof.contains(&format!("net={net} id={cid} if=eth0\""));
     [
         e.lease_holders(net).iter().any(|h| h == cid),
         owned_in("rcni", net, cid),
+        spoof,
         owned_in("rcni_hostport", net, cid),
         link_exists(ifb),
         e.backup(cid),
@@ -153,26 +157,26 @@ fn gc_removes_exactly_the_invalid_attachments() {
     let ra = e.add(&confs, "gc-a", &a, 38081, json!({"markMasqBit": 12}));
     let rb = e.add(&confs, "gc-b", &b, 38082, json!({}));
     let (ifb_a, ifb_b) = (ifb_of(&ra), ifb_of(&rb));
-    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5]);
-    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 6]);
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 6]);
     let generations = |t: &str| t.matches(&format!("chain hp_{net}_")).count();
     assert_eq!(generations(&nft_table("rcni_hostport")), 2);
     assert!(b.ping("10.238.1.1"));
 
     // (3) without the valid-attachments key: nothing is removed
     e.gc(&confs, None, "");
-    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5], "no key, no removal");
-    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 6], "no key, no removal");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 6]);
 
     // the attachments valid under the old key spelling: nothing is removed
     e.gc(&confs, Some(&["gc-a", "gc-b"]), "cni.dev/attachments");
-    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 5]);
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [true; 6]);
 
     // (1) only b is valid: a's objects go, b's all stay and it still reaches its gateway
     let leases_before = e.leases(net);
     e.gc(&confs, Some(&["gc-b"]), "cni.dev/valid-attachments");
-    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [false; 5], "a is reclaimed");
-    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5], "b is kept");
+    assert_eq!(has_all(&e, net, "gc-a", &ifb_a), [false; 6], "a is reclaimed");
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 6], "b is kept");
     assert_eq!(e.leases(net).len(), leases_before.len() - 1);
     assert_eq!(generations(&nft_table("rcni_hostport")), 1, "a's emptied older generation is gone");
     assert!(nft_table("rcni_hostport").contains(&format!("rcni portmap net={net} gen=")));
@@ -182,7 +186,7 @@ fn gc_removes_exactly_the_invalid_attachments() {
 
     // GC again: idempotent
     e.gc(&confs, Some(&["gc-b"]), "cni.dev/valid-attachments");
-    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 5]);
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [true; 6]);
 
     // b's DEL still works after the GC; then a GC with an empty list has nothing left to do
     for c in confs.iter().rev() {
@@ -191,7 +195,7 @@ fn gc_removes_exactly_the_invalid_attachments() {
         e.call("DEL", "gc-b", Some(&b)).ok(&e.plugin(c["type"].as_str().unwrap()), &c.to_string());
     }
     e.gc(&confs, Some(&[]), "cni.dev/valid-attachments");
-    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [false; 5]);
+    assert_eq!(has_all(&e, net, "gc-b", &ifb_b), [false; 6]);
     let _ = run("ip", &["link", "del", "rcnigc1"]);
 }
 
@@ -210,23 +214,46 @@ fn gc_never_touches_other_networks_or_debians_objects() {
         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.239.3.0/24"}]], "dataDir": e.leases.path()}});
     Call::new("ADD", "gc-debian", "eth0").ok(Path::new(DEBIAN_HOST_LOCAL), &deb.to_string());
     assert_eq!(e.lease_holders(net_b).len(), 2);
-    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5]);
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 6]);
 
     // (2) GC of network A with an empty list (same data directories, another bridge)
     let confs_a = e.confs(net_a, "rcnigc2", "10.239.4.0/24", &json!({}));
     e.gc(&confs_a, Some(&[]), "cni.dev/valid-attachments");
-    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5], "B's objects are not A's");
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 6], "B's objects are not A's");
     assert_eq!(e.lease_holders(net_b).len(), 2, "Debian's lease stays");
     assert!(ns.ping("10.239.2.1"));
 
     // GC of B itself reclaims Debian's lease too (same file format), and keeps the valid one
     e.gc(&confs_b, Some(&["gc-other"]), "cni.dev/valid-attachments");
     assert_eq!(e.lease_holders(net_b), vec!["gc-other".to_string()]);
-    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 5]);
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [true; 6]);
 
     e.gc(&confs_b, Some(&[]), "cni.dev/valid-attachments");
-    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [false; 5]);
+    assert_eq!(has_all(&e, net_b, "gc-other", &ifb_b), [false; 6]);
     let _ = run("ip", &["link", "del", "rcnigc2"]);
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn ptp_gc_reclaims_masquerade_and_leases() {
+    let e = Env::new();
+    let net = "gcptp";
+    let conf = json!({"cniVersion": "1.1.0", "name": net, "type": "ptp", "ipMasq": true,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.239.5.0/24"}]], "dataDir": e.leases.path()}});
+    let (p1, p2) = (TestNetns::new("rcni-gc-p1"), TestNetns::new("rcni-gc-p2"));
+    let r1 = e.call("ADD", "gc-p1", Some(&p1)).ok(&e.plugin("ptp"), &conf.to_string());
+    e.call("ADD", "gc-p2", Some(&p2)).ok(&e.plugin("ptp"), &conf.to_string());
+    assert!(owned_in("rcni", net, "gc-p1") && owned_in("rcni", net, "gc-p2"));
+    let mut gc = conf.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "gc-p2", "ifname": "eth0"}]);
+    e.call("GC", "", None).ok(&e.plugin("ptp"), &gc.to_string());
+    assert!(!owned_in("rcni", net, "gc-p1") && owned_in("rcni", net, "gc-p2"));
+    assert_eq!(e.lease_holders(net), vec!["gc-p2".to_string()], "GC forwarded to host-local");
+    let gw = r1["ips"][0]["gateway"].as_str().unwrap().to_string();
+    assert!(p2.ping(&gw), "the valid one still reaches its gateway");
+    gc["cni.dev/valid-attachments"] = json!([]);
+    e.call("GC", "", None).ok(&e.plugin("ptp"), &gc.to_string());
+    assert!(!owned_in("rcni", net, "gc-p2") && e.lease_holders(net).is_empty());
 }
 
 #[test]
@@ -234,9 +261,7 @@ fn gc_never_touches_other_networks_or_debians_objects() {
 fn status_answers_50_when_add_cannot_work() {
     let e = Env::new();
     let status = |conf: &Value| e.call("STATUS", "", None).run(&e.plugin(conf["type"].as_str().unwrap()), &conf.to_string());
-    let bridge = |ipam: Value| {
-        json!({"cniVersion": "1.1.0", "name": "gcstatus", "type": "bridge", "bridge": "rcnigc3", "ipMasq": true, "ipam": ipam})
-    };
+    let bridge = |ipam: Value| json!({"cniVersion": "1.1.0", "name": "gcstatus", "type": "bridge", "bridge": "rcnigc3", "ipMasq": true, "ipam": ipam});
     let host_local = |dir: &Path, subnet: &str| json!({"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": dir});
 
     // usable: success from bridge (forwarded to host-local), host-local, portmap, ptp
