@@ -6,9 +6,9 @@ use crate::error::{Error, Result};
 use crate::netlink::{AddrFlags, Link, LinkKind, LinkSpec, Netlink, RouteSpec, VethPeer};
 use crate::netns::NetNs;
 use crate::owner::is_stale;
-use std::collections::HashSet;
 use crate::sysctl;
 use cni_types::result::Result100;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 

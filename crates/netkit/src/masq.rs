@@ -10,8 +10,8 @@
 use crate::error::Result;
 use crate::nft::{m, BaseChain, Batch, Element, ElementInfo, Expr, Family, HookPoint, Nft, SetSpec, Verdict};
 use crate::owner::{is_stale, network_id, Owner};
-use std::collections::HashSet;
 use ipnet::IpNet;
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// rcni's nftables table (family inet).

@@ -25,9 +25,9 @@ use crate::nft::{
     Verdict,
 };
 use crate::owner::{is_stale, network_id, Owner};
-use std::collections::HashSet;
 use ipnet::IpNet;
 use sha2::{Digest, Sha512};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// rcni's table for published ports (family inet).

@@ -51,7 +51,10 @@ impl Exec for SelfExec {
             return self.raw.exec_plugin(ctx, path, stdin, env);
         };
         if let Some(why) = ctx.done() {
-            return Err(cni_runtime::Error::Cni(CniError::new(0, format!("netplugin failed with no error message: signal: killed ({why})"))));
+            return Err(cni_runtime::Error::Cni(CniError::new(
+                0,
+                format!("netplugin failed with no error message: signal: killed ({why})"),
+            )));
         }
         let about = About::new(entry.name, entry.description, entry.versions);
         let getenv = |k: &str| env.iter().rev().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());

@@ -571,8 +571,7 @@ impl Plugin for Tuning {
             let older = earlier.as_deref().and_then(|b| serde_json::from_slice::<Backup>(b).ok()).unwrap_or_default();
             let owner = BackupOwner { network: p.network.clone(), container_id: args.container_id.clone(), ifname: args.ifname.clone() };
             let backup = Backup { owner: Some(owner), ..orig.clone().under(older) };
-            write_atomic(&file, &backup.to_json())
-                .map_err(|e| CniError::io(format!("failed to save backup {}: {e}", file.display())))?;
+            write_atomic(&file, &backup.to_json()).map_err(|e| CniError::io(format!("failed to save backup {}: {e}", file.display())))?;
         }
         let mut undo = Backup::default();
         if let Err(mut e) = apply(&ns, &mut nl, index, &p, &orig, &mut undo) {
