@@ -86,9 +86,6 @@ impl CmdArgs {
 /// A set of attachments, `(containerID, ifname)`.
 pub type Attachments = std::collections::BTreeSet<(String, String)>;
 
-/// The config keys that carry GC's valid attachments.
-pub const VALID_ATTACHMENT_KEYS: [&str; 2] = ["cni.dev/valid-attachments", "cni.dev/attachments"];
-
 /// Failures collected by a verb that goes on past them (GC): one error listing them all.
 #[derive(Debug, Default)]
 pub struct Failures(Vec<String>);
@@ -121,21 +118,12 @@ impl Failures {
 
 /// See [`CmdArgs::valid_attachments`].
 pub fn valid_attachments(stdin: &[u8]) -> Result<Option<Attachments>, CniError> {
-    #[derive(serde::Deserialize)]
-    struct Att {
-        #[serde(rename = "containerID")]
-        container_id: String,
-        ifname: String,
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    if conf.valid_attachments.is_none() && conf.attachments_legacy.is_none() {
+        return Ok(None);
     }
-    let conf: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
-    let mut out: Option<Attachments> = None;
-    for key in VALID_ATTACHMENT_KEYS {
-        let Some(v) = conf.get(key) else { continue };
-        let list: Vec<Att> = serde_json::from_value(v.clone()).map_err(|e| CniError::decoding(format!("invalid {key}: {e}")))?;
-        out.get_or_insert_with(Default::default).extend(list.into_iter().map(|a| (a.container_id, a.ifname)));
-    }
-    Ok(out)
+    let all = conf.valid_attachments.iter().chain(conf.attachments_legacy.iter()).flatten();
+    Ok(Some(all.map(|a| (a.container_id.clone(), a.ifname.clone())).collect()))
 }
 
 /// A plugin's verbs. STATUS and GC succeed unless overridden.
