@@ -4,7 +4,7 @@
 //! Debian's plugins' objects, and nothing at all without the valid-attachments key; STATUS
 //! answers 50 when ADD could not work.
 //!
-//! Subnets 10.238.0.0/16 and 10.239.0.0/16, bridges rcnigc1/rcnigc2, namespaces rcni-gc-*.
+//! Subnets 10.238.0.0/16 and 10.239.0.0/16, bridges rcnigc1–rcnigc4, namespaces rcni-gc-*.
 
 use rcni_tests::{require_netsandbox, run, run_ok, Call, Installed, TestNetns};
 use serde_json::{json, Value};
@@ -308,4 +308,44 @@ fn status_answers_50_when_add_cannot_work() {
     assert_eq!(status(&ptp_missing).1["code"], 50);
     // STATUS changed nothing: no bridge was made
     assert!(run_ok("ip", &["-br", "link"]).lines().all(|l| !l.starts_with("rcnigc3 ")));
+}
+
+/// Through libcni: an attachment the runtime lost track of (no cache entry) is not DELeted by
+/// `gc_network_list`, but the plugins' GC, given the valid list under both keys, reclaims it.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn libcni_gc_reclaims_an_attachment_the_runtime_forgot() {
+    use cni_runtime::{CniConfig, Ctx, GcArgs, RuntimeConf};
+    use cni_types::config::GcAttachment;
+    let e = Env::new();
+    let net = "gclibcni";
+    let list = json!({"cniVersion": "1.1.0", "name": net, "plugins": [
+        {"type": "bridge", "bridge": "rcnigc4", "isGateway": true, "ipMasq": true,
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.239.6.0/24"}]], "dataDir": e.leases.path()}},
+        {"type": "portmap", "capabilities": {"portMappings": true}}]});
+    let list = cni_types::config::NetworkConfigList::from_bytes(list.to_string().as_bytes()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cni = CniConfig::new(vec![e.inst.dir.path().to_path_buf()]).with_cache_dir(cache.path());
+    let ctx = Ctx::background();
+    let (x, y) = (TestNetns::new("rcni-gc-lx"), TestNetns::new("rcni-gc-ly"));
+    let rt = |cid: &str, ns: &TestNetns, port: u16| {
+        let mut r = RuntimeConf { container_id: cid.into(), netns: ns.path(), ifname: "eth0".into(), ..Default::default() };
+        r.capability_args.insert("portMappings".into(), json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"}]));
+        r
+    };
+    cni.add_network_list(&ctx, &list, &rt("gc-lx", &x, 38091)).unwrap();
+    cni.add_network_list(&ctx, &list, &rt("gc-ly", &y, 38092)).unwrap();
+    // the runtime forgets x
+    std::fs::remove_file(cache.path().join(format!("results/{net}-gc-lx-eth0"))).unwrap();
+    let valid = GcArgs { valid_attachments: vec![GcAttachment { container_id: "gc-ly".into(), ifname: "eth0".into() }] };
+    cni.gc_network_list(&ctx, &list, Some(&valid)).unwrap();
+    assert_eq!(e.lease_holders(net), vec!["gc-ly".to_string()]);
+    for table in ["rcni", "rcni_hostport"] {
+        assert!(!owned_in(table, net, "gc-lx") && owned_in(table, net, "gc-ly"), "{table}");
+    }
+    assert!(y.ping("10.239.6.1"));
+    // nothing valid: libcni DELs y, and GC has nothing left
+    cni.gc_network_list(&ctx, &list, Some(&GcArgs::default())).unwrap();
+    assert!(e.lease_holders(net).is_empty() && !owned_in("rcni", net, "gc-ly") && !owned_in("rcni_hostport", net, "gc-ly"));
+    let _ = run("ip", &["link", "del", "rcnigc4"]);
 }
