@@ -1,7 +1,8 @@
 //! Crash safety (netsandbox only): the runtime and its plugins are SIGKILLed at many points of
-//! an ADD of the full default chain; a DEL afterwards leaves nothing of that attachment behind.
+//! an ADD of the full default chain; afterwards a DEL, or (the namespace gone too) `rcni gc`,
+//! leaves nothing of that attachment behind.
 
-use rcni_tests::{require_netsandbox, run_ok, Installed, TestNetns};
+use rcni_tests::{rcni_bin, require_netsandbox, run_ok, Installed, TestNetns};
 use serde_json::json;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -13,6 +14,11 @@ fn cnitool_id(netns: &str) -> String {
     use sha2::{Digest, Sha512};
     let d = Sha512::digest(netns.as_bytes());
     format!("cnitool-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// The ports of the test's bridge, one line each (none before the first ADD made the bridge).
+fn bridge_ports() -> String {
+    String::from_utf8_lossy(&rcni_tests::run("ip", &["-o", "link", "show", "master", "rcnicrash"]).stdout).into_owned()
 }
 
 /// Every place the attachment of container `id` could have left something, as a list of
@@ -48,8 +54,7 @@ fn leftovers(id: &str, data: &std::path::Path) -> Vec<String> {
     if ruleset.contains(&format!("id={id}")) {
         found.push(format!("nft objects of {id}"));
     }
-    // (before the first ADD got that far there is no bridge at all)
-    let ports = String::from_utf8_lossy(&rcni_tests::run("ip", &["-o", "link", "show", "master", "rcnicrash"]).stdout).into_owned();
+    let ports = bridge_ports();
     if !ports.trim().is_empty() {
         found.push(format!("bridge ports: {ports}"));
     }
@@ -116,8 +121,33 @@ fn sigkill_during_add_then_del_leaves_nothing() {
             // it finished first: ADDs are quicker than measured, spread the rest over less
             whole = whole.min(started.elapsed());
         }
-        let out = cnitool("del", &ns).stdout(Stdio::piped()).output().unwrap();
-        assert!(out.status.success(), "iteration {i}: DEL after the kill failed: {}", String::from_utf8_lossy(&out.stdout));
+        if i % 2 == 0 {
+            let out = cnitool("del", &ns).stdout(Stdio::piped()).output().unwrap();
+            assert!(out.status.success(), "iteration {i}: DEL after the kill failed: {}", String::from_utf8_lossy(&out.stdout));
+        } else {
+            // the namespace goes too, and nobody calls DEL: `rcni gc` reclaims from the cache
+            // (when the ADD got as far as writing it) and through the plugins' GC
+            run_ok("ip", &["netns", "del", &ns.name]);
+            let out = Command::new(rcni_bin())
+                .args(["gc", "--conf-dir", conf.path().to_str().unwrap(), "--grace-period", "0", "-n", "crashnet"])
+                .env("CNI_PATH", inst.dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "iteration {i}: rcni gc failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // the kernel dismantles a deleted namespace (and with it the veth pair) in the
+            // background: give it a moment
+            for _ in 0..30 {
+                if bridge_ports().trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         let left = leftovers(&id, data.path());
         assert!(left.is_empty(), "iteration {i} (killed: {:?}): left behind {left:?}", status.signal());
     }

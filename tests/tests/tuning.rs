@@ -103,9 +103,16 @@ impl Env {
         Call::new(cmd, cid, "eth0").netns(&pod.ns.path())
     }
 
+    /// The backup's originals (rcni's owner keys, checked when present, left out).
     fn backup(&self, cid: &str) -> Option<Value> {
         let text = std::fs::read_to_string(self.dir().join(format!("{cid}_eth0.json"))).ok()?;
-        Some(serde_json::from_str(&text).unwrap())
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        let o = v.as_object_mut().unwrap();
+        if let Some(id) = o.remove("containerID") {
+            assert_eq!((id, o.remove("ifname").unwrap()), (json!(cid), json!("eth0")));
+            assert!(o.remove("network").is_some_and(|n| n.is_string()));
+        }
+        Some(v)
     }
 }
 
@@ -202,13 +209,13 @@ fn sysctls_applied_backed_up_and_restored() {
     assert_eq!(pod.sysctl("net.ipv4.tcp_rmem"), "4096\t65536\t1048576");
     // the host's own values are untouched
     assert_eq!(std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap().trim(), orig_somaxconn);
-    // only sysctls changed: the backup holds just rcni's "sysctl" key, by file, in the config's
+    // only sysctls changed: the backup holds rcni's "sysctl" key, by file, in the config's
     // order (json! sorts the keys)
     let raw = std::fs::read_to_string(e.dir().join("sys_eth0.json")).unwrap();
     assert_eq!(
         raw,
         format!(
-            "{{\n \"sysctl\": {{\n  \"net/core/somaxconn\": \"{orig_somaxconn}\",\n  \"net/ipv4/conf/eth0/arp_filter\": \"0\",\n  \"net/ipv4/tcp_rmem\": \"{}\"\n }}\n}}",
+            "{{\n \"sysctl\": {{\n  \"net/core/somaxconn\": \"{orig_somaxconn}\",\n  \"net/ipv4/conf/eth0/arp_filter\": \"0\",\n  \"net/ipv4/tcp_rmem\": \"{}\"\n }},\n \"network\": \"tune\",\n \"containerID\": \"sys\",\n \"ifname\": \"eth0\"\n}}",
             orig_rmem.replace('\t', "\\t")
         )
     );

@@ -73,6 +73,57 @@ impl CmdArgs {
     pub fn paths(&self) -> Vec<PathBuf> {
         self.path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect()
     }
+
+    /// GC's valid attachments: `(containerID, ifname)` from `cni.dev/valid-attachments` (spec
+    /// 1.1) and `cni.dev/attachments` (its first spelling; libcni sends both), united. `None`
+    /// when the config has neither key: a GC without the list must remove nothing. A malformed
+    /// list is code 6.
+    pub fn valid_attachments(&self) -> Result<Option<Attachments>, CniError> {
+        valid_attachments(&self.stdin)
+    }
+}
+
+/// A set of attachments, `(containerID, ifname)`.
+pub type Attachments = std::collections::BTreeSet<(String, String)>;
+
+/// Failures collected by a verb that goes on past them (GC): one error listing them all.
+#[derive(Debug, Default)]
+pub struct Failures(Vec<String>);
+
+impl Failures {
+    pub fn new() -> Self {
+        Failures::default()
+    }
+
+    /// Records the failure of `what`, if any.
+    pub fn note<T, E: std::fmt::Display>(&mut self, what: &str, r: Result<T, E>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(format!("{what}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Success, or one internal error (code 999) naming every failure.
+    pub fn finish(self) -> Result<(), CniError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(CniError::internal(self.0.join("; ")))
+        }
+    }
+}
+
+/// See [`CmdArgs::valid_attachments`].
+pub fn valid_attachments(stdin: &[u8]) -> Result<Option<Attachments>, CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    if conf.valid_attachments.is_none() && conf.attachments_legacy.is_none() {
+        return Ok(None);
+    }
+    let all = conf.valid_attachments.iter().chain(conf.attachments_legacy.iter()).flatten();
+    Ok(Some(all.map(|a| (a.container_id.clone(), a.ifname.clone())).collect()))
 }
 
 /// A plugin's verbs. STATUS and GC succeed unless overridden.

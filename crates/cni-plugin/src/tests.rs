@@ -204,3 +204,33 @@ fn cmd_args_helpers() {
     assert_eq!(a.cni_args(&["IP"]).unwrap_err().code, 4);
     assert_eq!(a.paths(), vec![PathBuf::from("/a"), PathBuf::from("/b")]);
 }
+
+#[test]
+fn valid_attachments_from_either_key() {
+    let pair = |c: &str, i: &str| (c.to_string(), i.to_string());
+    let a = |s: &str| valid_attachments(s.as_bytes());
+    assert_eq!(a(r#"{"name":"n"}"#).unwrap(), None, "no key: nothing may be removed");
+    assert_eq!(a(r#"{"name":"n","cni.dev/valid-attachments":[]}"#).unwrap(), Some(Attachments::new()));
+    let both = a(r#"{"name":"n","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}],
+                 "cni.dev/attachments":[{"containerID":"c1","ifname":"eth0"},{"containerID":"c2","ifname":"net1"}]}"#)
+    .unwrap()
+    .unwrap();
+    assert_eq!(both, [pair("c1", "eth0"), pair("c2", "net1")].into_iter().collect());
+    let old = a(r#"{"cni.dev/attachments":[{"containerID":"c3","ifname":"eth0","extra":1}]}"#).unwrap().unwrap();
+    assert_eq!(old, [pair("c3", "eth0")].into_iter().collect());
+    assert_eq!(a(r#"{"cni.dev/valid-attachments":[{"ifname":"eth0"}]}"#).unwrap_err().code, 6);
+    assert_eq!(a(r#"{"cni.dev/valid-attachments":{}}"#).unwrap_err().code, 6);
+    let args = CmdArgs { stdin: br#"{"cni.dev/valid-attachments":[{"containerID":"x","ifname":"y"}]}"#.to_vec(), ..Default::default() };
+    assert!(args.valid_attachments().unwrap().unwrap().contains(&pair("x", "y")));
+}
+
+#[test]
+fn failures_are_collected() {
+    let mut f = Failures::new();
+    assert_eq!(f.note("a", Ok::<_, String>(1)), Some(1));
+    assert_eq!(f.note::<(), _>("b", Err("x")), None);
+    f.note::<(), _>("c", Err("y"));
+    let e = f.finish().unwrap_err();
+    assert_eq!((e.code, e.msg.as_str()), (999, "b: x; c: y"));
+    assert!(Failures::new().finish().is_ok());
+}

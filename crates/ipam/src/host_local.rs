@@ -305,6 +305,34 @@ pub fn release(name: &str, data_dir: &Path, id: &str, ifname: &str) -> Result<()
     store.release_by_id(id, ifname).map(|_| ()).map_err(io_err)
 }
 
+/// GC: releases the network's leases whose holder is not in `valid`, under the store's lock.
+/// A network without a store has nothing to release. Goes on past failures and reports them all.
+pub fn gc(name: &str, data_dir: &Path, valid: &std::collections::BTreeSet<(String, String)>) -> Result<(), CniError> {
+    if !data_dir.join(name).is_dir() {
+        return Ok(());
+    }
+    let store = Store::open(data_dir, name).map_err(io_err)?;
+    let (_, failed) = store.gc(valid);
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+    Err(CniError::io(format!("host-local GC: {}", list.join("; "))))
+}
+
+/// STATUS: the store can be written and every range set has a free address; otherwise code 50.
+pub fn status(conf: &Config) -> Result<(), CniError> {
+    let unavailable = |m: String| CniError::new(code::PLUGIN_NOT_AVAILABLE, m);
+    let store = Store::open(&conf.data_dir, &conf.name).map_err(|e| unavailable(format!("host-local store unusable: {e}")))?;
+    store.writable().map_err(|e| unavailable(format!("host-local store not writable: {e}")))?;
+    for set in &conf.ranges {
+        if RangeIter::new(set, None).all(|(ip, _)| store.is_reserved(&ip)) {
+            return Err(unavailable(format!("no IP addresses available in range set: {set}")));
+        }
+    }
+    Ok(())
+}
+
 /// CHECK: `(id, ifname)` holds an address.
 pub fn check(conf: &Config, id: &str, ifname: &str) -> Result<(), CniError> {
     let store = Store::open(&conf.data_dir, &conf.name).map_err(io_err)?;
@@ -312,5 +340,28 @@ pub fn check(conf: &Config, id: &str, ifname: &str) -> Result<(), CniError> {
         Ok(())
     } else {
         Err(CniError::internal(format!("host-local: Failed to find address added by container {id}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_a_full_range_and_gc_frees_it() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = format!(
+            r#"{{"cniVersion":"1.1.0","name":"n","ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"10.9.0.0/30"}}]]}}}}"#,
+            d.path().display()
+        );
+        let c = load_config(conf.as_bytes(), "").unwrap();
+        assert!(status(&c).is_ok());
+        allocate(&c, "c1", "eth0").unwrap(); // a /30 has one address besides the gateway
+        assert_eq!(status(&c).unwrap_err().code, 50);
+        let valid = [("c2".to_string(), "eth0".to_string())].into_iter().collect();
+        gc("n", d.path(), &valid).unwrap();
+        assert!(status(&c).is_ok(), "GC released c1's lease");
+        gc("other", d.path(), &valid).unwrap();
+        assert!(!d.path().join("other").exists(), "GC of a network without a store creates none");
     }
 }

@@ -291,6 +291,71 @@ impl Store {
         }
     }
 
+    /// Whether a file can be created in the store (STATUS).
+    pub fn writable(&self) -> io::Result<()> {
+        let tmp = self.dir.join(format!(".status.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(|e| err(format!("writing {}", tmp.display()), e))?;
+        std::fs::remove_file(&tmp).map_err(|e| err(format!("removing {}", tmp.display()), e))
+    }
+
+    /// Whether `ip` is leased (STATUS).
+    pub fn is_reserved(&self, ip: &IpAddr) -> bool {
+        self.ip_path(ip).exists()
+    }
+
+    /// GC: removes the leases (files named by an address) whose holder is not in `valid`
+    /// (`(containerID, ifname)` pairs); an old-format lease (ID only) stays if its ID is valid
+    /// with any interface. Go's leases are the same files, so they are reclaimed alike; the lock,
+    /// `last_reserved_ip.*`, empty and unreadable files are never touched. Goes on past failures;
+    /// returns the addresses released and the failures.
+    pub fn gc(&self, valid: &std::collections::BTreeSet<(String, String)>) -> (Vec<IpAddr>, Vec<io::Error>) {
+        let (mut released, mut failed) = (Vec::new(), Vec::new());
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) => return (released, vec![err(format!("listing {}", self.dir.display()), e)]),
+        };
+        for e in entries.flatten() {
+            let Some(ip) = cni_types::result::parse_ip(&e.file_name().to_string_lossy()) else { continue };
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = e.path();
+            let content = match std::fs::read_to_string(&path) {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    failed.push(err(format!("reading {}", path.display()), e));
+                    continue;
+                }
+            };
+            if !lease_is_stale(content.trim(), valid) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => released.push(ip),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => failed.push(err(format!("releasing {}", path.display()), e)),
+            }
+        }
+        // index entries whose lease is gone (released just now, by Go's plugin, or never made
+        // by a killed ADD): without them the index covers the network again
+        let index = self.dir.join(INDEX_DIR);
+        for e in std::fs::read_dir(&index).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let lease = name.to_str().and_then(|n| n.split_once('-')).and_then(|(_, ip)| cni_types::result::parse_ip(ip));
+            if lease.is_some_and(|ip| same_inode(&e.path(), &self.ip_path(&ip))) {
+                continue;
+            }
+            if let Err(x) = std::fs::remove_file(e.path()) {
+                if x.kind() != io::ErrorKind::NotFound {
+                    failed.push(err(format!("removing {}", e.path().display()), x));
+                }
+            }
+        }
+        (released, failed)
+    }
+
     fn remove_matching(&self, files: &[(PathBuf, String)], key: &str) -> io::Result<usize> {
         let mut n = 0;
         for (p, c) in files {
@@ -303,6 +368,15 @@ impl Store {
             }
         }
         Ok(n)
+    }
+}
+
+/// Whether a lease's content names a holder that is not valid (see [`Store::gc`]).
+fn lease_is_stale(content: &str, valid: &std::collections::BTreeSet<(String, String)>) -> bool {
+    match content.split_once(LINE_BREAK) {
+        Some((id, ifname)) => !valid.contains(&(id.trim().to_string(), ifname.trim().to_string())),
+        None if content.is_empty() => false,
+        None => !valid.iter().any(|(id, _)| id == content),
     }
 }
 
@@ -399,5 +473,29 @@ mod tests {
         assert!(other.try_lock().is_err(), "held while the store is open");
         drop(s);
         assert!(other.try_lock().is_ok());
+    }
+
+    #[test]
+    fn gc_keeps_valid_leases_and_the_store_files() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        let dir = d.path().join("net");
+        s.reserve("c1", "eth0", &ip("10.0.0.2"), 0).unwrap();
+        s.reserve("c1", "eth1", &ip("10.0.0.3"), 0).unwrap();
+        s.reserve("c2", "eth0", &ip("fd00::2"), 1).unwrap();
+        std::fs::write(dir.join("10.0.0.4"), "c3").unwrap(); // old format, valid ID
+        std::fs::write(dir.join("10.0.0.5"), "c4\n").unwrap(); // old format, gone
+        std::fs::write(dir.join("10.0.0.6"), "").unwrap(); // holder unknown: kept
+        std::fs::write(dir.join("notes"), "c9\r\neth0").unwrap(); // not a lease
+        let valid = [("c1".to_string(), "eth0".to_string()), ("c3".to_string(), "eth0".to_string())].into_iter().collect();
+        let (mut released, failed) = s.gc(&valid);
+        released.sort();
+        assert!(failed.is_empty());
+        assert_eq!(released, vec![ip("10.0.0.3"), ip("10.0.0.5"), ip("fd00::2")]);
+        let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, vec!["10.0.0.2", "10.0.0.4", "10.0.0.6", "last_reserved_ip.0", "last_reserved_ip.1", "lock", "notes"]);
+        assert!(lease_is_stale("c1\r\neth0", &Default::default()));
+        assert!(!lease_is_stale(" c1 \r\neth0", &valid));
     }
 }

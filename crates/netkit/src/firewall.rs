@@ -231,6 +231,9 @@ pub fn gc(nft: &mut Nft, network: &str, valid: &std::collections::HashSet<String
     for set in ["c4", "c6"] {
         for e in nft.elements(FAM, TABLE, set)? {
             let Some(c) = e.comment.as_deref() else { continue };
+            if c.len() >= 127 {
+                continue; // cut to nft's limit: its network may be cut too
+            }
             let mut words = c.split(' ');
             let tag = words.next().unwrap_or_default();
             let net = words.find_map(|w| w.strip_prefix("net="));

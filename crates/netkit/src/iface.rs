@@ -5,10 +5,30 @@
 use crate::error::{Error, Result};
 use crate::netlink::{AddrFlags, Link, LinkKind, LinkSpec, Netlink, RouteSpec, VethPeer};
 use crate::netns::NetNs;
+use crate::owner::is_stale;
 use crate::sysctl;
 use cni_types::result::Result100;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// GC of links rcni made for attachments: deletes every link of `kind` whose alias is an owner
+/// comment of `network` with a tag not in `valid_tags` (one dump of the links). Links of other
+/// kinds, networks or tools are never touched. Returns the names deleted and the failures.
+pub fn gc_owned_links(nl: &mut Netlink, kind: &str, network: &str, valid_tags: &HashSet<String>) -> Result<(Vec<String>, Vec<Error>)> {
+    let (mut deleted, mut failed) = (Vec::new(), Vec::new());
+    for l in nl.links()? {
+        if l.kind.as_deref() != Some(kind) || !is_stale(l.alias.as_deref(), network, valid_tags) {
+            continue;
+        }
+        match nl.del_link(l.index) {
+            Ok(()) => deleted.push(l.name),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => failed.push(e.context(format!("deleting {}", l.name))),
+        }
+    }
+    Ok((deleted, failed))
+}
 
 /// Deletes an attachment's veth pair; gone is fine. Through its host end when `host_end`
 /// (name, MAC, as the result reported it) still names a veth with that MAC — no namespace

@@ -380,6 +380,14 @@ fn find_tool(name: &str) -> Result<PathBuf> {
     ))
 }
 
+/// Whether the programs the backend runs are installed (for STATUS).
+pub fn available() -> Result<()> {
+    for name in ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"] {
+        find_tool(name)?;
+    }
+    Ok(())
+}
+
 /// `iptables-save -t filter` (or ip6tables-save): the family's filter table.
 pub fn save(fam: Family) -> Result<Table> {
     let tool = fam.tool("save");

@@ -5,12 +5,13 @@
 //! `postrouting` sends `ip saddr @m4_N` (and v6) to chain `masq_N`, which returns for the
 //! network's own subnets and multicast and masquerades the rest. A container's ADD only adds set
 //! elements, so it never rebuilds or flushes what other containers use; DEL removes exactly its
-//! own elements.
+//! own elements. GC removes the network's elements whose owner is not a valid attachment.
 
 use crate::error::Result;
 use crate::nft::{m, BaseChain, Batch, Element, ElementInfo, Expr, Family, HookPoint, Nft, SetSpec, Verdict};
-use crate::owner::{network_id, Owner};
+use crate::owner::{is_stale, network_id, Owner};
 use ipnet::IpNet;
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// rcni's nftables table (family inet).
@@ -151,6 +152,26 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     }
     nft.commit(&b)?;
     Ok(true)
+}
+
+/// GC: removes the set elements of `network` whose owner's tag is not in `valid_tags`, in one
+/// batch. Returns how many were removed.
+pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
+    let n = network_id(network);
+    let mut b = Batch::new();
+    let mut count = 0;
+    for (set, _) in sets(&n) {
+        let stale: Vec<Element> = nft
+            .elements(FAM, TABLE, &set)?
+            .into_iter()
+            .filter(|e| is_stale(e.comment.as_deref(), network, valid_tags))
+            .map(|e| Element::key(e.key))
+            .collect();
+        count += stale.len();
+        b.delete_elements(FAM, TABLE, &set, &stale);
+    }
+    nft.commit(&b)?;
+    Ok(count)
 }
 
 /// The addresses an owner has masqueraded (for CHECK).

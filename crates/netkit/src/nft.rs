@@ -553,6 +553,17 @@ impl Batch {
         self
     }
 
+    /// Deletes a set or map (unreferenced by rules once the batch's earlier changes apply).
+    pub fn delete_set(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let m = msg(
+            family,
+            NfTablesMessage::DeleteSet(SetMessage { attributes: vec![SetAttribute::Table(table.into()), SetAttribute::Name(name.into())] }),
+            0,
+        );
+        self.push(m, format!("deleting set {table}/{name}"));
+        self
+    }
+
     /// Removes every rule of a chain.
     pub fn flush_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
         let m = msg(
@@ -731,6 +742,11 @@ impl Nft {
         sock.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::io(op, e))?;
         let _ = sock.set_ext_ack(true);
         Ok(Nft { sock, seq: 0, buf: Vec::with_capacity(64 * 1024) })
+    }
+
+    /// Whether nftables can be used here (STATUS): a socket opens and a table can be listed.
+    pub fn probe(table: &str) -> Result<()> {
+        Nft::new()?.sets(Family::Inet, table).map(|_| ())
     }
 
     /// A socket inside `ns`.

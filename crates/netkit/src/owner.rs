@@ -3,6 +3,7 @@
 //! DEL and GC find exactly that attachment's objects without any other state.
 
 use sha2::{Digest, Sha512};
+use std::collections::HashSet;
 
 /// The attachment an object belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,30 @@ impl Owner {
     }
 }
 
+/// The tags of a network's valid attachments (`(containerID, ifname)` pairs), for GC.
+pub fn valid_tags<'a>(network: &str, attachments: impl IntoIterator<Item = &'a (String, String)>) -> HashSet<String> {
+    attachments.into_iter().map(|(id, ifname)| Owner::new(network, id, ifname).tag()).collect()
+}
+
+/// The tag and network of a comment written by [`Owner::comment`]; `None` for anything else, or
+/// when the network was cut off.
+pub fn parse_comment(comment: &str) -> Option<(&str, &str)> {
+    let (tag, rest) = comment.split_once(' ')?;
+    let hex = tag.strip_prefix("rcni:")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let (network, _) = rest.strip_prefix("net=")?.split_once(" id=")?;
+    Some((tag, network))
+}
+
+/// GC's test: `comment` marks an object of an attachment of `network` whose tag is not among
+/// `valid_tags`. Objects of other networks, of other tools, or with a comment that does not name
+/// its network in full are never stale.
+pub fn is_stale(comment: Option<&str>, network: &str, valid_tags: &HashSet<String>) -> bool {
+    comment.and_then(parse_comment).is_some_and(|(tag, net)| net == network && !valid_tags.contains(tag))
+}
+
 /// A name usable inside nftables object names for a network: the network name itself when it is
 /// short and plain, else a hash of it.
 pub fn network_id(network: &str) -> String {
@@ -86,6 +111,25 @@ mod tests {
         let long = Owner::new(&"n".repeat(100), &"c".repeat(64), "eth0");
         assert_eq!(long.comment().len(), 127);
         assert!(long.owns(Some(&long.comment())));
+    }
+
+    #[test]
+    fn stale_objects_are_this_networks_invalid_ones() {
+        let a = Owner::new("net-a", "c1", "eth0");
+        let b = Owner::new("net-a", "c2", "eth0");
+        let other = Owner::new("net-a2", "c1", "eth0");
+        assert_eq!(parse_comment(&a.comment()), Some((a.tag().as_str(), "net-a")));
+        let valid = valid_tags("net-a", &[("c2".to_string(), "eth0".to_string())]);
+        assert!(is_stale(Some(&a.comment()), "net-a", &valid));
+        assert!(!is_stale(Some(&b.comment()), "net-a", &valid), "valid");
+        assert!(!is_stale(Some(&other.comment()), "net-a", &valid), "another network");
+        assert!(!is_stale(Some(&a.comment()), "net", &valid), "network names match whole");
+        assert!(!is_stale(Some("rcni masq net=net-a"), "net-a", &valid), "network-wide rules");
+        assert!(!is_stale(Some(&a.tag()), "net-a", &valid), "a bare tag does not name its network");
+        assert!(!is_stale(Some("rcni:zzzzzzzzzzzzzzzz net=net-a id=c1 if=eth0"), "net-a", &valid));
+        assert!(!is_stale(None, "net-a", &valid));
+        let long = Owner::new(&"n".repeat(120), "c1", "eth0");
+        assert_eq!(parse_comment(&long.comment()), None, "a cut-off network is never matched");
     }
 
     #[test]

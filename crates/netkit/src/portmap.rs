@@ -16,15 +16,18 @@
 //! A container's ADD adds map elements only, so it never rebuilds or slows down with the rules
 //! of other containers; DEL removes exactly the elements its owner has. A changed network
 //! setting makes a new generation next to the old one, whose attachments keep working.
+//! GC removes the network's elements of attachments that are not valid, and old generations once
+//! they are empty.
 
 use crate::error::Result;
 use crate::nft::{
     datatype, ip_bytes, m, BaseChain, Batch, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, SetSpec,
     Verdict,
 };
-use crate::owner::{network_id, Owner};
+use crate::owner::{is_stale, network_id, Owner};
 use ipnet::IpNet;
 use sha2::{Digest, Sha512};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// rcni's table for published ports (family inet).
@@ -347,6 +350,71 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, s: &Settings, hint: &[Mapping]) ->
     Ok(true)
 }
 
+/// The generation of a map of network `n` named `name` (`[hw][46]_N_G`, G 8 hex digits).
+fn map_generation<'a>(name: &'a str, n: &str) -> Option<&'a str> {
+    let rest = ["h4_", "w4_", "h6_", "w6_"].iter().find_map(|p| name.strip_prefix(p))?;
+    let g = rest.strip_prefix(n)?.strip_prefix('_')?;
+    (g.len() == 8 && g.bytes().all(|b| b.is_ascii_hexdigit())).then_some(g)
+}
+
+/// What GC removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Map elements of attachments that are not valid.
+    pub elements: usize,
+    /// Generations (other than the current settings') that held nothing else, removed whole.
+    pub generations: Vec<String>,
+}
+
+/// GC: removes the map elements of `network` whose owner's tag is not in `valid_tags`, and then
+/// every generation other than that of `current` that is left without elements (its chain, its
+/// jump and masquerade rules, its maps): one batch for the elements, then one for the old
+/// generations (so a failure there does not keep the elements). Other networks' objects and elements
+/// without an rcni owner comment of this network are never touched.
+pub fn gc(nft: &mut Nft, network: &str, current: &Settings, valid_tags: &HashSet<String>) -> Result<GcReport> {
+    let (n, cur) = (network_id(network), current.generation());
+    let mut b = Batch::new();
+    let mut report = GcReport::default();
+    // generation → whether some element stays
+    let mut gens: Vec<(String, bool)> = Vec::new();
+    for map in nft.sets(FAM, TABLE)? {
+        let Some(g) = map_generation(&map, &n) else { continue };
+        let (stale, kept): (Vec<ElementInfo>, Vec<ElementInfo>) =
+            nft.elements(FAM, TABLE, &map)?.into_iter().partition(|e| is_stale(e.comment.as_deref(), network, valid_tags));
+        report.elements += stale.len();
+        let stale: Vec<Element> = stale.into_iter().map(|e| Element::key(e.key)).collect();
+        b.delete_elements(FAM, TABLE, &map, &stale);
+        match gens.iter_mut().find(|(x, _)| x == g) {
+            Some((_, k)) => *k |= !kept.is_empty(),
+            None => gens.push((g.to_string(), !kept.is_empty())),
+        }
+    }
+    let old: Vec<String> = gens.into_iter().filter(|(g, kept)| *g != cur && !kept).map(|(g, _)| g).collect();
+    nft.commit(&b)?;
+    let mut b = Batch::new();
+    if !old.is_empty() {
+        for chain in ["prerouting", "output", "postrouting"] {
+            for r in nft.rules(FAM, TABLE, chain)? {
+                if old.iter().any(|g| r.comment.as_deref() == Some(&format!("rcni portmap net={network} gen={g}"))) {
+                    b.delete_rule(FAM, TABLE, chain, r.handle);
+                }
+            }
+        }
+        for g in &old {
+            let chain = format!("hp_{n}_{g}");
+            b.flush_chain(FAM, TABLE, &chain).delete_chain(FAM, TABLE, &chain);
+            for v6 in [false, true] {
+                for kind in ["h", "w"] {
+                    b.delete_set(FAM, TABLE, &format!("{kind}{}_{n}_{g}", if v6 { 6 } else { 4 }));
+                }
+            }
+        }
+    }
+    report.generations = old;
+    nft.commit(&b)?;
+    Ok(report)
+}
+
 /// The mappings of `maps` that are not published for `owner` (for CHECK).
 pub fn missing(nft: &mut Nft, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
     let (n, g) = (network_id(&owner.network), s.generation());
@@ -374,6 +442,15 @@ mod tests {
         assert_eq!(map_spec("x".into(), false, true).key_len, 12);
         assert_eq!(map_spec("x".into(), true, true).key_len, 24);
         assert_eq!(map_spec("x".into(), true, false).data, Some((datatype::concat(&[datatype::IP6ADDR, datatype::INET_SERVICE]), 20)));
+    }
+
+    #[test]
+    fn map_names_give_their_generation() {
+        assert_eq!(map_generation("w4_net_0123abcd", "net"), Some("0123abcd"));
+        assert_eq!(map_generation("h6_net_0123abcd", "net"), Some("0123abcd"));
+        assert_eq!(map_generation("w4_net_b_0123abcd", "net"), None, "network net_b");
+        assert_eq!(map_generation("s4_net", "net"), None);
+        assert_eq!(map_generation("w4_net_0123abcd", "ne"), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! MAC spoof check for bridge ports (`macspoofchk`): frames entering from a container's host
 //! veth with a source MAC other than the container's are dropped. One rule per attachment in
-//! rcni's `bridge rcni` table, commented with its owner.
+//! rcni's `bridge rcni` table, commented with its owner (which GC matches against the valid
+//! attachments of the network).
 
 use crate::error::Result;
 use crate::nft::{ifname_bytes, BaseChain, Batch, CmpOp, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, Verdict};
-use crate::owner::Owner;
+use crate::owner::{is_stale, Owner};
+use std::collections::HashSet;
 
 pub const TABLE: &str = "rcni";
 const CHAIN: &str = "prerouting";
@@ -39,6 +41,21 @@ pub fn teardown(nft: &mut Nft, owner: &Owner) -> Result<bool> {
     }
     nft.commit(&b)?;
     Ok(true)
+}
+
+/// GC: removes the rules of `network` whose owner's tag is not in `valid_tags`, in one batch.
+/// Returns how many were removed.
+pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
+    let mut b = Batch::new();
+    let mut count = 0;
+    for r in nft.rules(FAM, TABLE, CHAIN)? {
+        if is_stale(r.comment.as_deref(), network, valid_tags) {
+            b.delete_rule(FAM, TABLE, CHAIN, r.handle);
+            count += 1;
+        }
+    }
+    nft.commit(&b)?;
+    Ok(count)
 }
 
 /// Whether the attachment's rule is present (for CHECK).

@@ -18,15 +18,19 @@
 //! burst/8 bytes. The result is prevResult plus the IFB interface. A failing ADD removes what it
 //! made. DEL: deletes the IFB (gone is fine); the veth's qdiscs vanish with the veth.
 //! CHECK: the tbf parameters on the host veth and the IFB.
+//! GC: deletes the IFB devices whose alias is an owner comment of this network for an attachment
+//! not in `cni.dev/valid-attachments` (nothing without the key); IFBs without such an alias
+//! (the reference's) are left alone. Goes on past failures and reports them all.
 
 use crate::kernel;
-use cni_plugin::{CmdArgs, Plugin};
+use cni_plugin::{CmdArgs, Failures, Plugin};
 use cni_types::capabilities::Bandwidth as Limits;
 use cni_types::config::get_fold;
 use cni_types::result::{Interface, Result100};
 use cni_types::{CniError, CniResult, NetConf};
+use netkit::iface::gc_owned_links;
 use netkit::netlink::{psched_ticks_per_usec, tc_handle, Link, LinkKind, LinkSpec, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
-use netkit::owner::{hashed_name, Owner};
+use netkit::owner::{hashed_name, valid_tags, Owner};
 use netkit::{NetNs, Netlink};
 use serde_json::{Map, Value};
 
@@ -258,6 +262,18 @@ impl Plugin for Bandwidth {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(kernel(e)),
         }
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: NetConf = args.net_conf()?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        let mut host = Netlink::new().map_err(kernel)?;
+        let (_, failed) = gc_owned_links(&mut host, "ifb", &c.name, &valid_tags(&c.name, &valid)).map_err(kernel)?;
+        let mut failures = Failures::new();
+        for e in failed {
+            failures.note::<(), _>("bandwidth GC", Err(e));
+        }
+        failures.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

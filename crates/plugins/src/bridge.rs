@@ -17,16 +17,21 @@
 //! DEL: removes the attachment's masquerade and spoof-check objects (found by owner, even without
 //! prevResult or netns), the veth, then the IPAM lease; anything already gone is fine.
 //! CHECK: bridge, veth pair, MACs, addresses, routes, masquerade and spoof check, and IPAM CHECK.
+//! GC: removes the network's masquerade elements and spoof-check rules whose owner is not in
+//! `cni.dev/valid-attachments` (nothing without the key), then GC of the IPAM plugin; veths went
+//! with their namespaces. Goes on past failures and reports them all.
+//! STATUS: IPAM STATUS (code 50 if the IPAM plugin is not on `CNI_PATH`), and with `ipMasq` or
+//! `macspoofchk`, code 50 when nftables is not usable.
 
 use crate::{delegate, kernel};
-use cni_plugin::{CmdArgs, Plugin};
+use cni_plugin::{Attachments, CmdArgs, Failures, Plugin};
 use cni_types::result::{Interface, Result100, Route};
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
 use netkit::iface::{configure_iface, enable_forwarding, remove_veth, setup_veth, ConfigureOpts};
 use netkit::netlink::{parse_mac, AddrFlags, BridgePortOpts, Link, LinkKind, LinkSpec};
 use netkit::nft::Nft;
-use netkit::owner::Owner;
+use netkit::owner::{valid_tags, Owner};
 use netkit::{masq, spoofchk, sysctl, NetNs, Netlink};
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -564,12 +569,40 @@ impl Plugin for Bridge {
         Ok(())
     }
 
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let s = load(args)?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        let mut failures = Failures::new();
+        gc_masq(&s.c.net.name, &valid, &mut failures, true);
+        if let Some(t) = &s.ipam {
+            failures.note("IPAM GC", delegate::gc(t, args));
+        }
+        failures.finish()
+    }
+
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
-        match &s.ipam {
-            Some(t) => delegate::status(t, args),
-            None => Ok(()),
+        if let Some(t) = &s.ipam {
+            delegate::status(t, args)?;
         }
+        if s.c.ip_masq || s.c.macspoofchk {
+            delegate::nft_status(masq::TABLE)?;
+        }
+        Ok(())
+    }
+}
+
+/// GC of the network's masquerade elements and (with `spoof_check`) spoof-check rules whose owner
+/// is not among `valid` (shared with ptp).
+pub(crate) fn gc_masq(network: &str, valid: &Attachments, failures: &mut Failures, spoof_check: bool) {
+    let tags = valid_tags(network, valid);
+    let Some(mut nft) = failures.note("opening nftables", Nft::new()) else { return };
+    let mut removed = failures.note("masquerade GC", masq::gc(&mut nft, network, &tags)).unwrap_or(0);
+    if spoof_check {
+        removed += failures.note("spoof check GC", spoofchk::gc(&mut nft, network, &tags)).unwrap_or(0);
+    }
+    if removed > 0 {
+        nft.close_in_background();
     }
 }
 

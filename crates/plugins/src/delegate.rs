@@ -114,9 +114,18 @@ pub fn check(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     no_result("CHECK", plugin, args)
 }
 
-/// IPAM STATUS.
+/// IPAM STATUS; a plugin missing from `CNI_PATH` cannot serve ADD, so that is code 50.
 pub fn status(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    if let Err(e) = locate(plugin, args) {
+        return Err(CniError::new(cni_types::error::code::PLUGIN_NOT_AVAILABLE, e.msg));
+    }
     no_result("STATUS", plugin, args)
+}
+
+/// STATUS of nftables for a plugin that needs it: code 50 when unusable.
+pub fn nft_status(table: &str) -> Result<(), CniError> {
+    netkit::nft::Nft::probe(table)
+        .map_err(|e| CniError::new(cni_types::error::code::PLUGIN_NOT_AVAILABLE, format!("nftables is not usable: {e}")))
 }
 
 /// IPAM GC.

@@ -135,6 +135,34 @@ impl Plugin for Firewall {
         Ok(())
     }
 
+    /// GC (nftables backend): the addresses of this network's attachments that are not valid,
+    /// and isolation rules left without a container. The iptables backend's rules, like the
+    /// reference's, name no owner: there is nothing GC could attribute.
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (c, backend, _) = load(args)?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        if backend != Backend::Nftables {
+            return Ok(());
+        }
+        let tags = netkit::owner::valid_tags(&c.net.name, &valid);
+        let mut nft = Nft::new().map_err(kernel)?;
+        if netkit::firewall::gc(&mut nft, &c.net.name, &tags).map_err(kernel)? > 0 {
+            nft.close_in_background();
+        }
+        Ok(())
+    }
+
+    /// STATUS: 50 when the backend cannot work (nftables unusable; iptables' programs missing).
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (_, backend, _) = load(args)?;
+        match backend {
+            Backend::Nftables => crate::delegate::nft_status(netkit::firewall::TABLE),
+            Backend::Iptables(_) => {
+                netkit::iptables::available().map_err(|e| CniError::new(cni_types::error::code::PLUGIN_NOT_AVAILABLE, e.to_string()))
+            }
+        }
+    }
+
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (c, backend, _) = load(args)?;
         let prev = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("missing prevResult from earlier plugin"))?;

@@ -8,10 +8,13 @@
 //! ADD: one address per range set, round-robin after the last one handed out; a second ADD for
 //! the same container and interface is refused. DEL releases the container's addresses (also
 //! old-format leases; unknown containers are fine). CHECK: the container holds an address.
+//! GC: under the store's lock, removes the network's leases (rcni's and Go's alike) whose
+//! `(containerID, ifname)` is not in `cni.dev/valid-attachments`; without the key, nothing.
+//! STATUS: code 50 when the store cannot be written or a range set has no free address.
 
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::{CniError, CniResult};
-use ipam::host_local::{allocate, check, load_config, release, store_location};
+use ipam::host_local::{allocate, check, gc, load_config, release, status, store_location};
 
 pub struct HostLocal;
 
@@ -34,5 +37,18 @@ impl Plugin for HostLocal {
             Err(_) => store_location(&args.stdin)?,
         };
         release(&name, &data_dir, &args.container_id, &args.ifname)
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        let (name, data_dir) = match load_config(&args.stdin, &args.args) {
+            Ok(c) => (c.name, c.data_dir),
+            Err(_) => store_location(&args.stdin)?,
+        };
+        gc(&name, &data_dir, &valid)
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        status(&load_config(&args.stdin, &args.args)?)
     }
 }

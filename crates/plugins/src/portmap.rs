@@ -17,6 +17,9 @@
 //! DEL: the attachment's elements (by owner; the mappings passed on DEL make it a direct
 //! lookup), then the UDP conntrack flush; never fails on missing state.
 //! CHECK: every mapping is published for this attachment.
+//! GC: removes the network's map elements whose owner is not in `cni.dev/valid-attachments`
+//! (nothing without the key), and generations of earlier settings once they are empty.
+//! STATUS: code 50 when nftables is not usable.
 
 use crate::kernel;
 use cni_plugin::{CmdArgs, Plugin};
@@ -25,7 +28,7 @@ use cni_types::result::Result100;
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
 use netkit::nft::Nft;
-use netkit::owner::Owner;
+use netkit::owner::{valid_tags, Owner};
 use netkit::portmap::{Cond, Mapping, Settings};
 use netkit::{sysctl, Netlink};
 use serde::Deserialize;
@@ -265,6 +268,26 @@ impl Plugin for Portmap {
             nft.close_in_background();
         }
         Ok(())
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: Conf = args.conf()?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        // settings that have become invalid fall back to the defaults, whose generation is then kept
+        let s = settings(&c).unwrap_or_default();
+        let tags = valid_tags(&c.net.name, &valid);
+        let mut nft = Nft::new().map_err(kernel)?;
+        let report = netkit::portmap::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
+        if report != Default::default() {
+            nft.close_in_background();
+        }
+        Ok(())
+    }
+
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: Conf = args.conf()?;
+        settings(&c)?;
+        crate::delegate::nft_status(netkit::portmap::TABLE)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

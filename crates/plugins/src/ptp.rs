@@ -8,10 +8,14 @@
 //! work. Result interfaces: host veth, container veth.
 //! DEL: the attachment's masquerade (by owner), the veth, then the IPAM lease; gone is fine.
 //! CHECK: the container interface, addresses, routes, masquerade, and IPAM CHECK.
+//! GC: removes the network's masquerade elements whose owner is not in
+//! `cni.dev/valid-attachments` (nothing without the key), then GC of the IPAM plugin.
+//! STATUS: IPAM STATUS (code 50 if the IPAM plugin is not on `CNI_PATH`), and with `ipMasq`,
+//! code 50 when nftables is not usable.
 
 use crate::bridge::check_ips_and_routes;
 use crate::{delegate, kernel};
-use cni_plugin::{CmdArgs, Plugin};
+use cni_plugin::{CmdArgs, Failures, Plugin};
 use cni_types::result::{Interface, Result100};
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
@@ -199,8 +203,21 @@ impl Plugin for Ptp {
         Ok(())
     }
 
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let (c, ipam) = load(args)?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        let mut failures = Failures::new();
+        crate::bridge::gc_masq(&c.net.name, &valid, &mut failures, false);
+        failures.note("IPAM GC", delegate::gc(&ipam, args));
+        failures.finish()
+    }
+
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let (_, ipam) = load(args)?;
-        delegate::status(&ipam, args)
+        let (c, ipam) = load(args)?;
+        delegate::status(&ipam, args)?;
+        if c.ip_masq {
+            delegate::nft_status(masq::TABLE)?;
+        }
+        Ok(())
     }
 }

@@ -27,9 +27,14 @@
 //! still there) and the sysctls (rcni only: Go never restores them), then removes the file.
 //! It always succeeds: no netns, no link, no file or a corrupt one are all fine.
 //! CHECK: each sysctl, MAC, promisc (on and off), MTU, allmulti and txQLen match the config.
+//!
+//! The backup also records its attachment under rcni-only keys `network`, `containerID` and
+//! `ifname` (Go ignores them). GC removes the backups in `dataDir` recorded for this network
+//! whose attachment is not in `cni.dev/valid-attachments`, restoring nothing (the namespace is
+//! gone); files without the keys (Go's) are never touched, nor is anything without the list.
 
 use crate::kernel;
-use cni_plugin::{CmdArgs, Plugin};
+use cni_plugin::{CmdArgs, Failures, Plugin};
 use cni_types::error::code;
 use cni_types::{CniError, CniResult, NetConf};
 use netkit::netlink::{format_mac, parse_mac, Link};
@@ -164,6 +169,7 @@ struct Sysctl {
 /// The validated configuration.
 #[derive(Debug)]
 struct Plan {
+    network: String,
     data_dir: PathBuf,
     sysctls: Vec<Sysctl>,
     /// Parsed, and as given (the result carries the text as given, as in Go).
@@ -197,6 +203,18 @@ struct Backup {
     txqlen: Option<u32>,
     #[serde(default, skip_serializing_if = "SysctlMap::is_empty")]
     sysctl: SysctlMap,
+    /// rcni's record of the attachment the file belongs to, for GC (Go writes none and ignores
+    /// them; a file without them is never collected).
+    #[serde(default, skip_serializing_if = "Option::is_none", flatten)]
+    owner: Option<BackupOwner>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct BackupOwner {
+    network: String,
+    #[serde(rename = "containerID")]
+    container_id: String,
+    ifname: String,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -205,7 +223,7 @@ fn is_zero(v: &u32) -> bool {
 
 impl Backup {
     fn is_empty(&self) -> bool {
-        *self == Backup::default()
+        Backup { owner: None, ..self.clone() } == Backup::default()
     }
 
     fn has_link_attrs(&self) -> bool {
@@ -365,7 +383,16 @@ fn load(args: &CmdArgs, verb: Verb) -> Result<Plan, CniError> {
     };
     let prev = args.prev_result(&c.net)?.ok_or_else(|| invalid("Required prevResult missing"))?;
     let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
-    Ok(Plan { data_dir, sysctls: resolved, mac, promisc, mtu, allmulti, txqlen, prev })
+    Ok(Plan { network: c.net.name.clone(), data_dir, sysctls: resolved, mac, promisc, mtu, allmulti, txqlen, prev })
+}
+
+/// What GC reads of the config.
+#[derive(Deserialize)]
+struct GcConf {
+    #[serde(flatten)]
+    net: NetConf,
+    #[serde(rename = "dataDir", default)]
+    data_dir: Option<String>,
 }
 
 fn backup_file(data_dir: &Path, args: &CmdArgs) -> PathBuf {
@@ -522,7 +549,9 @@ impl Plugin for Tuning {
         let earlier = std::fs::read(&file).ok();
         if !orig.is_empty() {
             let older = earlier.as_deref().and_then(|b| serde_json::from_slice::<Backup>(b).ok()).unwrap_or_default();
-            cni_runtime::fsutil::write_atomic(&file, &orig.clone().under(older).to_json())
+            let owner = BackupOwner { network: p.network.clone(), container_id: args.container_id.clone(), ifname: args.ifname.clone() };
+            let backup = Backup { owner: Some(owner), ..orig.clone().under(older) };
+            cni_runtime::fsutil::write_atomic(&file, &backup.to_json())
                 .map_err(|e| CniError::io(format!("failed to save backup {}: {e}", file.display())))?;
         }
         let mut undo = Backup::default();
@@ -569,6 +598,39 @@ impl Plugin for Tuning {
         }
         let _ = cni_runtime::fsutil::remove(&file);
         Ok(())
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: GcConf = args.conf()?;
+        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
+        let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let entries = match std::fs::read_dir(&data_dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(CniError::io(format!("tuning GC: listing {}: {e}", data_dir.display()))),
+        };
+        let mut failures = Failures::new();
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            // backups, and the temporary files of ADDs killed while writing one
+            let backup = !name.starts_with('.') && name.ends_with(".json");
+            if !backup && !(name.starts_with('.') && name.ends_with(".json.tmp")) {
+                continue;
+            }
+            let Ok(data) = std::fs::read(e.path()) else { continue };
+            let Ok(Backup { owner: Some(o), .. }) = serde_json::from_slice::<Backup>(&data) else { continue };
+            if o.network == c.net.name && !valid.contains(&(o.container_id, o.ifname)) {
+                // the namespace is gone: nothing to restore, only the file to drop
+                match std::fs::remove_file(e.path()) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        failures.note::<(), _>(&format!("tuning GC: removing {}", e.path().display()), Err(err));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        failures.finish()
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -713,5 +775,19 @@ mod tests {
         let m = newer.under(older);
         assert_eq!((m.mtu, m.allmulti, m.mac.as_str()), (9000, Some(true), "02:00:00:00:00:01"));
         assert_eq!(m.sysctl.entries, [("net/core/somaxconn".to_string(), "4096".to_string()), ("net/ipv4/ip_forward".into(), "0".into())]);
+    }
+
+    #[test]
+    fn backups_record_their_attachment_for_gc() {
+        let o = BackupOwner { network: "n".into(), container_id: "c1".into(), ifname: "eth0".into() };
+        let b = Backup { mtu: 1500, owner: Some(o.clone()), ..Default::default() };
+        assert_eq!(
+            String::from_utf8(b.to_json()).unwrap(),
+            "{\n \"mtu\": 1500,\n \"network\": \"n\",\n \"containerID\": \"c1\",\n \"ifname\": \"eth0\"\n}"
+        );
+        assert_eq!(serde_json::from_slice::<Backup>(&b.to_json()).unwrap(), b);
+        let go: Backup = serde_json::from_str(r#"{"mtu": 1500, "promisc": false}"#).unwrap();
+        assert_eq!(go.owner, None, "Go's backups carry no owner");
+        assert!(Backup { owner: Some(o), ..Default::default() }.is_empty(), "an owner alone is no backup");
     }
 }

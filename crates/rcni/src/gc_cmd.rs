@@ -150,6 +150,20 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: 
             Err(e) => r.errors.push(format!("DEL {} {}: {e}", a.container_id, a.ifname)),
         }
     }
+    // the temporary cache files of runtimes killed while writing (`.<net>-<cid>-<ifname>.tmp`)
+    let results = cache_dir.join("results");
+    let prefix = format!(".{name}-");
+    for e in std::fs::read_dir(&results).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let old = e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t.elapsed().unwrap_or_default() >= grace);
+        if old && name.starts_with(&prefix) && name.ends_with(".tmp") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => r.reclaimed.push(json!({"file": e.path()})),
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                Err(x) => r.errors.push(format!("removing {}: {x}", e.path().display())),
+            }
+        }
+    }
     let Some(list) = list else { return r };
     if version::greater_than_or_equal(&list.cni_version, "1.1.0").unwrap_or(false) && !list.disable_gc {
         r.gc_sent = true;
@@ -191,6 +205,10 @@ pub fn gc(g: GcArgsCli) -> i32 {
     } else {
         for r in &reports {
             for a in &r.reclaimed {
+                if let Some(f) = a["file"].as_str() {
+                    println!("{}: removed {f} (left by a writer that was killed)", r.network);
+                    continue;
+                }
                 println!(
                     "{}: reclaimed {} {} (namespace {} is gone)",
                     r.network,
