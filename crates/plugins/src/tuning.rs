@@ -615,7 +615,8 @@ impl Plugin for Tuning {
             let name = name.to_string_lossy();
             // backups, and the temporary files of ADDs killed while writing one
             let backup = !name.starts_with('.') && name.ends_with(".json");
-            if !backup && !(name.starts_with('.') && name.ends_with(".json.tmp")) {
+            let leftover = name.starts_with('.') && name.ends_with(".json.tmp");
+            if !(backup || leftover) {
                 continue;
             }
             let Ok(data) = std::fs::read(e.path()) else { continue };
