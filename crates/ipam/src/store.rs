@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(released, vec![ip("10.0.0.3"), ip("10.0.0.5"), ip("fd00::2")]);
         let mut names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, vec!["10.0.0.2", "10.0.0.4", "10.0.0.6", "last_reserved_ip.0", "last_reserved_ip.1", "lock", "notes"]);
+        assert_eq!(names, vec![INDEX_DIR, "10.0.0.2", "10.0.0.4", "10.0.0.6", "last_reserved_ip.0", "last_reserved_ip.1", "lock", "notes"]);
+        let index: Vec<String> =
+            std::fs::read_dir(dir.join(INDEX_DIR)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(index, vec![format!("{}-10.0.0.2", Store::attachment_hash("c1", "eth0"))], "entries of released leases go too");
         assert!(lease_is_stale("c1\r\neth0", &Default::default()));
         assert!(!lease_is_stale(" c1 \r\neth0", &valid));
     }
