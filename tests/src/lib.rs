@@ -227,3 +227,28 @@ pub fn fetch(ns: Option<&str>, to: &str) -> Option<String> {
     s.read_to_string(&mut out).ok()?;
     Some(out)
 }
+
+/// `ip -j -d link show NAME` (in namespace `ns`), or `None` when there is no such link.
+pub fn link(ns: Option<&str>, name: &str) -> Option<serde_json::Value> {
+    let mut args = vec!["-j", "-d"];
+    if let Some(n) = ns {
+        args.extend(["-n", n]);
+    }
+    args.extend(["link", "show", name]);
+    let out = run("ip", &args);
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).ok().map(|v| v[0].clone())
+}
+
+/// The first IPv4 (or, with `v6`, IPv6) address of a CNI result, without its prefix length.
+pub fn ip_of(r: &serde_json::Value, v6: bool) -> String {
+    r["ips"]
+        .as_array()
+        .expect("result has ips")
+        .iter()
+        .map(|i| i["address"].as_str().expect("address").split('/').next().unwrap_or_default().to_string())
+        .find(|a| a.contains(':') == v6)
+        .unwrap_or_else(|| panic!("no {} address in {r}", if v6 { "IPv6" } else { "IPv4" }))
+}

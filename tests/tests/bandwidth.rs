@@ -5,7 +5,7 @@
 
 use netkit::owner::Owner;
 use netkit::NetNs;
-use rcni_tests::{require_netsandbox, run, run_ok, Call, Installed, TestNetns};
+use rcni_tests::{link, require_netsandbox, run, run_ok, Call, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -49,19 +49,6 @@ impl Container {
         c.path = inst.dir.path().to_string_lossy().into_owned();
         c
     }
-}
-
-fn link(ns: Option<&str>, name: &str) -> Option<Value> {
-    let mut args = vec!["-j", "-d"];
-    if let Some(n) = ns {
-        args.extend(["-n", n]);
-    }
-    args.extend(["link", "show", name]);
-    let out = run("ip", &args);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice::<Value>(&out.stdout).ok().map(|v| v[0].clone())
 }
 
 /// `tc -j -d qdisc show dev <dev>`, without the device names.

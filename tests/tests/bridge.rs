@@ -1,7 +1,7 @@
 //! bridge and ptp against the kernel (netsandbox only): the upstream scenarios this kernel can run,
 //! traffic, masquerade, failure cleanup, and mixed chains with Debian's plugins.
 
-use rcni_tests::{require_netsandbox, run, run_ok, Call, Installed, TestNetns};
+use rcni_tests::{link, require_netsandbox, run, run_ok, Call, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -44,19 +44,6 @@ impl Env {
         v.sort();
         v
     }
-}
-
-fn link(ns: Option<&str>, name: &str) -> Option<Value> {
-    let mut args = vec!["-j", "-d"];
-    if let Some(n) = ns {
-        args.extend(["-n", n]);
-    }
-    args.extend(["link", "show", name]);
-    let out = run("ip", &args);
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice::<Value>(&out.stdout).ok().map(|v| v[0].clone())
 }
 
 fn with_prev(conf: &str, prev: &Value) -> String {

@@ -7,7 +7,7 @@
 //! the rules, in which cnitool and the plugins run (`ip netns exec`). Containers are namespaces
 //! of their own as everywhere else. Addresses: 10.236.0.0/16, 10.237.0.0/16, fd00:236::/64.
 
-use rcni_tests::{require_netsandbox, Call, Installed, TestNetns};
+use rcni_tests::{ip_of, require_netsandbox, Call, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 
@@ -134,16 +134,6 @@ fn fw_conf(net: &str, extra: Value, prev: Option<&Value>) -> Value {
         c["prevResult"] = p.clone();
     }
     c
-}
-
-fn ip_of(r: &Value, v6: bool) -> String {
-    r["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["address"].as_str().unwrap().split('/').next().unwrap().to_string())
-        .find(|a| a.contains(':') == v6)
-        .unwrap_or_else(|| panic!("no {} address in {r}", if v6 { "IPv6" } else { "IPv4" }))
 }
 
 #[test]

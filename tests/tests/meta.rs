@@ -2,7 +2,7 @@
 //! conntrack, ownership on DEL, ingress policies between two bridges, and the chain containerd
 //! writes driven by our cnitool and Go's, mixed with Debian's plugins.
 
-use rcni_tests::{fetch, go_cnitool, in_ns, require_netsandbox, run, run_ok, serve, Installed, TestNetns};
+use rcni_tests::{fetch, go_cnitool, in_ns, ip_of, require_netsandbox, run, run_ok, serve, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -57,16 +57,6 @@ impl Net {
         assert!(ok, "cnitool {verb} {net} {}: {out}", ns.name);
         serde_json::from_str(&out).unwrap_or(Value::Null)
     }
-}
-
-fn ip_of(r: &Value, v6: bool) -> String {
-    r["ips"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["address"].as_str().unwrap().split('/').next().unwrap().to_string())
-        .find(|a| a.contains(':') == v6)
-        .unwrap()
 }
 
 fn table(name: &str) -> String {

@@ -47,6 +47,13 @@ pub struct Common {
     /// Container ID (default: the namespace's name, or a hash of its path)
     #[arg(long)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub env: RuntimeEnv,
+}
+
+/// Where networks and plugins are, and how long a plugin may run (attach, detach, gc).
+#[derive(Args)]
+pub struct RuntimeEnv {
     /// Network configuration directory
     #[arg(long, default_value = "/etc/cni/net.d", env = "NETCONFPATH")]
     pub conf_dir: PathBuf,
@@ -180,10 +187,10 @@ pub fn own_plugin_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-pub(crate) fn cni(common: &Common) -> Result<CniConfig, String> {
+pub(crate) fn cni(env: &RuntimeEnv) -> Result<CniConfig, String> {
     let own = own_plugin_dir().map_err(|e| format!("preparing rcni's plugin directory: {e}"))?;
     let mut paths = vec![own];
-    for p in cni_runtime::find::split_path_list(&common.cni_path).into_iter().chain([PathBuf::from("/opt/cni/bin")]) {
+    for p in cni_runtime::find::split_path_list(&env.cni_path).into_iter().chain([PathBuf::from("/opt/cni/bin")]) {
         if !paths.contains(&p) {
             paths.push(p);
         }
@@ -193,7 +200,7 @@ pub(crate) fn cni(common: &Common) -> Result<CniConfig, String> {
 }
 
 fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
-    let dir = &a.common.conf_dir;
+    let dir = &a.common.env.conf_dir;
     let default = || NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).map_err(|e| e.to_string());
     if !a.networks.is_empty() {
         return a
@@ -227,7 +234,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     let path = netns_path(&a.common.netns);
     netkit::NetNs::open(&path).map_err(|e| format!("{e} (create it with: rcni netns add {})", a.common.netns))?;
     let id = container_id(&a.common.netns, a.common.id.as_deref());
-    let mut set = NetworkSet::new(cni(&a.common)?);
+    let mut set = NetworkSet::new(cni(&a.common.env)?);
     if !a.no_loopback {
         set.add_loopback();
     }
@@ -247,7 +254,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     if !a.publish.is_empty() {
         ns = ns.with_port_mappings(&a.publish);
     }
-    let ctx = Ctx::with_timeout(Duration::from_secs(a.common.timeout));
+    let ctx = Ctx::with_timeout(Duration::from_secs(a.common.env.timeout));
     let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) }.map_err(|e| e.to_string())?;
     if a.json {
         let raw: Vec<serde_json::Value> = result
@@ -327,18 +334,18 @@ pub(crate) fn lock_networks<'a>(names: impl IntoIterator<Item = &'a str>) -> Res
 /// the configuration and arguments recorded at ADD. Returns how many were detached.
 fn run_detach(c: &Common) -> Result<usize, String> {
     let id = container_id(&c.netns, c.id.as_deref());
-    let cni = cni(c)?;
+    let cni = cni(&c.env)?;
     let mut atts = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
     atts.sort_by_key(|a| {
         (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0)))
     });
-    let ctx = Ctx::with_timeout(Duration::from_secs(c.timeout));
+    let ctx = Ctx::with_timeout(Duration::from_secs(c.env.timeout));
     let mut errors = Vec::new();
     let n = atts.len();
     let networks: std::collections::BTreeSet<&str> = atts.iter().map(|a| a.network.as_str()).collect();
     let _locks = lock_networks(networks)?;
     for a in &atts {
-        let list = match cached_list(a, &c.conf_dir) {
+        let list = match cached_list(a, &c.env.conf_dir) {
             Ok(l) => l,
             Err(e) => {
                 errors.push(format!("{} ({}): {e}", a.network, a.ifname));

@@ -18,26 +18,19 @@
 //! Prints what it reclaimed (or JSON with `--json`); exits 1 when anything could not be
 //! reclaimed.
 
-use crate::attach_cmd::{cached_list, runtime_conf, Common, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
+use crate::attach_cmd::{cached_list, runtime_conf, RuntimeEnv, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
 use clap::Args;
 use cni_runtime::{conf, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock};
 use cni_types::config::GcAttachment;
 use cni_types::{version, NetworkConfigList};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 #[derive(Args)]
 pub struct GcArgsCli {
-    /// Network configuration directory
-    #[arg(long, default_value = "/etc/cni/net.d", env = "NETCONFPATH")]
-    pub conf_dir: PathBuf,
-    /// Plugin directories searched after rcni's own (colon separated)
-    #[arg(long, env = "CNI_PATH", default_value = "/opt/cni/bin")]
-    pub cni_path: String,
-    /// Seconds a plugin may run before it is killed
-    #[arg(long, default_value_t = 60, env = "RCNI_TIMEOUT")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub env: RuntimeEnv,
     /// Attachments cached less than this many seconds ago are left alone
     #[arg(long, default_value_t = 60)]
     pub grace_period: u64,
@@ -73,7 +66,7 @@ fn age(cache_dir: &Path, a: &NetworkAttachment) -> Option<Duration> {
 
 fn networks(g: &GcArgsCli) -> Result<Vec<NetworkConfigList>, String> {
     let mut lists: Vec<NetworkConfigList> =
-        conf::load_all(&g.conf_dir, 0).map_err(|e| e.to_string())?.into_iter().map(|(_, l)| l).collect();
+        conf::load_all(&g.env.conf_dir, 0).map_err(|e| e.to_string())?.into_iter().map(|(_, l)| l).collect();
     if !lists.iter().any(|l| l.name == DEFAULT_NETWORK_NAME) {
         lists.push(NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).map_err(|e| e.to_string())?);
     }
@@ -97,7 +90,7 @@ fn cache_only(g: &GcArgsCli, lists: &[NetworkConfigList]) -> Vec<String> {
 /// Judges and reclaims the cached attachments of network `name`; then, when the network's list
 /// is known (`list`: from the config directory or rcni's default) and of 1.1.0 or later, GCs
 /// its plugins.
-fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: &Common) -> Report {
+fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>) -> Report {
     let mut r = Report { network: name.to_string(), ..Default::default() };
     let _lock = match NetworkLock::exclusive(Path::new(cni_runtime::lock::LOCK_DIR), name) {
         Ok(l) => l,
@@ -106,7 +99,7 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: 
             return r;
         }
     };
-    let cni = match crate::attach_cmd::cni(common) {
+    let cni = match crate::attach_cmd::cni(&g.env) {
         Ok(c) => c,
         Err(e) => {
             r.errors.push(e);
@@ -114,7 +107,7 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: 
         }
     };
     let cache_dir = cni.cache(&Default::default()).dir().to_path_buf();
-    let ctx = Ctx::with_timeout(Duration::from_secs(g.timeout));
+    let ctx = Ctx::with_timeout(Duration::from_secs(g.env.timeout));
     let cached = match cni.get_cached_attachments("") {
         Ok(c) => c,
         Err(e) => {
@@ -144,7 +137,7 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>, common: 
             keep("younger than the grace period", &mut r, &mut valid);
             continue;
         }
-        let del = cached_list(a, &g.conf_dir).and_then(|l| cni.del_network_list(&ctx, &l, &runtime_conf(a)).map_err(|e| e.to_string()));
+        let del = cached_list(a, &g.env.conf_dir).and_then(|l| cni.del_network_list(&ctx, &l, &runtime_conf(a)).map_err(|e| e.to_string()));
         match del {
             Ok(()) => r.reclaimed.push(describe(a)),
             Err(e) => r.errors.push(format!("DEL {} {}: {e}", a.container_id, a.ifname)),
@@ -182,16 +175,15 @@ pub fn gc(g: GcArgsCli) -> i32 {
             return 1;
         }
     };
-    let common = Common { netns: String::new(), id: None, conf_dir: g.conf_dir.clone(), cni_path: g.cni_path.clone(), timeout: g.timeout };
     // networks only the cache knows (e.g. removed from the config directory, or the loopback
     // network of `rcni attach`): their stale attachments are DELed with the cached config
     let others = cache_only(&g, &lists);
     if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
-        eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.conf_dir.display());
+        eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.env.conf_dir.display());
         return 1;
     }
-    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &l.name, Some(l), &common)).collect();
-    reports.extend(others.iter().map(|n| collect(&g, n, None, &common)));
+    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &l.name, Some(l))).collect();
+    reports.extend(others.iter().map(|n| collect(&g, n, None)));
     let failed = reports.iter().any(|r| !r.errors.is_empty());
     if g.json {
         let nets: Vec<Value> = reports
