@@ -252,3 +252,9 @@ pub fn ip_of(r: &serde_json::Value, v6: bool) -> String {
         .find(|a| a.contains(':') == v6)
         .unwrap_or_else(|| panic!("no {} address in {r}", if v6 { "IPv6" } else { "IPv4" }))
 }
+
+/// The container ID both cnitools (Go's and rcni's) use for `netns`: `cnitool-` + 20 hex digits
+/// of SHA-512 of the path.
+pub fn cnitool_id(netns: &str) -> String {
+    netkit::owner::hashed_name("cnitool-", netns, "cnitool-".len() + 20)
+}

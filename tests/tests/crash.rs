@@ -2,19 +2,12 @@
 //! an ADD of the full default chain; afterwards a DEL, or (the namespace gone too) `rcni gc`,
 //! leaves nothing of that attachment behind.
 
-use rcni_tests::{rcni_bin, require_netsandbox, run_ok, Installed, TestNetns};
+use rcni_tests::{cnitool_id, rcni_bin, require_netsandbox, run_ok, Installed, TestNetns};
 use serde_json::json;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
 const SIGKILL: i32 = 9;
-
-/// What a cnitool container ID looks like for `netns` (`cnitool-` + SHA-512 prefix).
-fn cnitool_id(netns: &str) -> String {
-    use sha2::{Digest, Sha512};
-    let d = Sha512::digest(netns.as_bytes());
-    format!("cnitool-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
 
 /// The ports of the test's bridge, one line each (none before the first ADD made the bridge).
 fn bridge_ports() -> String {

@@ -2,7 +2,7 @@
 //! conntrack, ownership on DEL, ingress policies between two bridges, and the chain containerd
 //! writes driven by our cnitool and Go's, mixed with Debian's plugins.
 
-use rcni_tests::{fetch, go_cnitool, in_ns, ip_of, require_netsandbox, run, run_ok, serve, Installed, TestNetns};
+use rcni_tests::{cnitool_id, fetch, go_cnitool, in_ns, ip_of, require_netsandbox, run, run_ok, serve, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -309,11 +309,4 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
             assert!(left.is_empty(), "round {round}: {dir} keeps {left:?}");
         }
     }
-}
-
-/// The container ID both cnitools use: `cnitool-` + the first 10 bytes of SHA-512(netns path), hex.
-fn cnitool_id(netns: &str) -> String {
-    use sha2::{Digest, Sha512};
-    let d = Sha512::digest(netns.as_bytes());
-    format!("cnitool-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
 }

@@ -2,7 +2,7 @@
 //! a crash leaves nothing the owner's DEL cannot find: the data goes to `.<name>.tmp` next to
 //! the file (one temporary name per file: one attachment has one writer at a time), is synced,
 //! then renamed over the file. [`remove`] removes the file and any such leftover. Used for the
-//! result cache and for plugins' state files (tuning's backups).
+//! result cache and for plugins' state files (tuning's backups). Also [`same_file`].
 
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -37,6 +37,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Whether two paths name one file (same device and inode; symlinks followed).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
 }
 
 /// Removes `path` and a leftover temporary file of it; a missing file is fine.

@@ -26,14 +26,7 @@ const LINE_BREAK: &str = "\r\n";
 /// release removes them with the lease, having the same content).
 pub const INDEX_DIR: &str = ".rcni-by-id";
 
-/// Whether two paths name one file.
-fn same_inode(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
-        _ => false,
-    }
-}
+use cni_runtime::fsutil::same_file as same_inode;
 
 /// Gives the unnamed file `f` the name `path` (fails with `AlreadyExists` when it is taken).
 fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {

@@ -8,7 +8,6 @@ use cni_plugin::{About, CmdArgs};
 use cni_runtime::exec::{Exec, RawExec};
 use cni_runtime::{invoke, Ctx};
 use cni_types::{CniError, CniResult};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Runs plugins in-process when they are ours, else as processes.
@@ -31,12 +30,7 @@ impl Default for SelfExec {
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
-        _ => false,
-    }
-}
+use cni_runtime::fsutil::same_file;
 
 /// The rcni plugin a path runs, if it is this executable under a plugin's name.
 pub fn builtin(path: &Path) -> Option<&'static crate::Entry> {

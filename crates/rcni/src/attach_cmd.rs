@@ -7,7 +7,6 @@ use clap::Args;
 use cni_runtime::{conf, CniConfig, Ctx, Namespace, NetworkAttachment, NetworkLock, NetworkSet, RuntimeConf};
 use cni_types::capabilities::PortMapping;
 use cni_types::NetworkConfigList;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -151,16 +150,7 @@ pub fn container_id(netns: &str, explicit: Option<&str>) -> String {
     if !netns.contains('/') && cni_types::validate::container_id(netns).is_ok() {
         return netns.to_string();
     }
-    use sha2::{Digest, Sha512};
-    let d = Sha512::digest(netns_path(netns).to_string_lossy().as_bytes());
-    format!("rcni-{}", d[..10].iter().map(|b| format!("{b:02x}")).collect::<String>())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
-        _ => false,
-    }
+    netkit::owner::hashed_name("rcni-", &netns_path(netns).to_string_lossy(), "rcni-".len() + 20)
 }
 
 /// rcni's own plugin directory: where the binary is installed with its applet links, or else
@@ -168,7 +158,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub fn own_plugin_dir() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     if let Some(dir) = exe.parent() {
-        if crate::applets().iter().all(|a| same_file(&dir.join(a), &exe)) {
+        if crate::applets().iter().all(|a| cni_runtime::fsutil::same_file(&dir.join(a), &exe)) {
             return Ok(dir.to_path_buf());
         }
     }

@@ -7,7 +7,6 @@
 
 use cni_runtime::{conf, CniConfig, Ctx, RuntimeConf};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha512};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path, PathBuf};
@@ -27,12 +26,7 @@ fn usage(exe: &str) -> String {
 
 /// `cnitool-` + hex of the first 10 bytes of SHA-512 of the absolute netns path.
 pub fn container_id(netns_abs: &str) -> String {
-    let digest = Sha512::digest(netns_abs.as_bytes());
-    let mut id = String::from("cnitool-");
-    for b in &digest[..10] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    netkit::owner::hashed_name("cnitool-", netns_abs, "cnitool-".len() + 20)
 }
 
 /// Go's `filepath.Abs`: joined with the working directory and cleaned lexically (symlinks are

@@ -9,13 +9,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
+use cni_runtime::fsutil::same_file;
 
 /// Installs into `dir`; returns the paths created.
 pub fn install(dir: &Path, names: &[&str]) -> io::Result<Vec<PathBuf>> {
