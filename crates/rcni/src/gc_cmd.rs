@@ -20,7 +20,7 @@
 
 use crate::attach_cmd::{cached_list, runtime_conf, RuntimeEnv, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
 use clap::Args;
-use cni_runtime::{conf, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock};
+use cni_runtime::{conf, Cache, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock};
 use cni_types::config::GcAttachment;
 use cni_types::{version, NetworkConfigList};
 use serde_json::{json, Value};
@@ -58,8 +58,8 @@ fn describe(a: &NetworkAttachment) -> Value {
 }
 
 /// How old a cache entry is (`None`: unknown, e.g. the file vanished meanwhile).
-fn age(cache_dir: &Path, a: &NetworkAttachment) -> Option<Duration> {
-    let file = cache_dir.join("results").join(format!("{}-{}-{}", a.network, a.container_id, a.ifname));
+fn age(cache: &Cache, a: &NetworkAttachment) -> Option<Duration> {
+    let file = cache.file_path(&a.network, &a.container_id, &a.ifname).ok()?;
     let modified = std::fs::metadata(file).ok()?.modified().ok()?;
     Some(SystemTime::now().duration_since(modified).unwrap_or_default())
 }
@@ -78,9 +78,8 @@ fn networks(g: &GcArgsCli) -> Result<Vec<NetworkConfigList>, String> {
 
 /// Networks the result cache has attachments of but `lists` lacks, in name order (only those
 /// asked for, when `--network` is given).
-fn cache_only(g: &GcArgsCli, lists: &[NetworkConfigList]) -> Vec<String> {
-    let mut names: Vec<String> =
-        CniConfig::new(Vec::new()).get_cached_attachments("").unwrap_or_default().into_iter().map(|a| a.network).collect();
+fn cache_only(g: &GcArgsCli, cni: &CniConfig, lists: &[NetworkConfigList]) -> Vec<String> {
+    let mut names: Vec<String> = cni.get_cached_attachments("").unwrap_or_default().into_iter().map(|a| a.network).collect();
     names.sort();
     names.dedup();
     names.retain(|n| !lists.iter().any(|l| &l.name == n) && (g.networks.is_empty() || g.networks.contains(n)));
@@ -90,7 +89,7 @@ fn cache_only(g: &GcArgsCli, lists: &[NetworkConfigList]) -> Vec<String> {
 /// Judges and reclaims the cached attachments of network `name`; then, when the network's list
 /// is known (`list`: from the config directory or rcni's default) and of 1.1.0 or later, GCs
 /// its plugins.
-fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>) -> Report {
+fn collect(g: &GcArgsCli, cni: &CniConfig, name: &str, list: Option<&NetworkConfigList>) -> Report {
     let mut r = Report { network: name.to_string(), ..Default::default() };
     let _lock = match NetworkLock::exclusive(Path::new(cni_runtime::lock::LOCK_DIR), name) {
         Ok(l) => l,
@@ -99,15 +98,9 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>) -> Repor
             return r;
         }
     };
-    let cni = match crate::attach_cmd::cni(&g.env) {
-        Ok(c) => c,
-        Err(e) => {
-            r.errors.push(e);
-            return r;
-        }
-    };
-    let cache_dir = cni.cache(&Default::default()).dir().to_path_buf();
+    let cache = cni.cache(&Default::default());
     let ctx = Ctx::with_timeout(Duration::from_secs(g.env.timeout));
+    // read under the lock: an attachment added while we waited for it must count as valid
     let cached = match cni.get_cached_attachments("") {
         Ok(c) => c,
         Err(e) => {
@@ -133,7 +126,7 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>) -> Repor
             valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
             continue;
         }
-        if age(&cache_dir, a).is_none_or(|t| t < grace) {
+        if age(&cache, a).is_none_or(|t| t < grace) {
             keep("younger than the grace period", &mut r, &mut valid);
             continue;
         }
@@ -144,7 +137,7 @@ fn collect(g: &GcArgsCli, name: &str, list: Option<&NetworkConfigList>) -> Repor
         }
     }
     // the temporary cache files of runtimes killed while writing (`.<net>-<cid>-<ifname>.tmp`)
-    let results = cache_dir.join("results");
+    let results = cache.dir().join("results");
     let prefix = format!(".{name}-");
     for e in std::fs::read_dir(&results).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -177,13 +170,20 @@ pub fn gc(g: GcArgsCli) -> i32 {
     };
     // networks only the cache knows (e.g. removed from the config directory, or the loopback
     // network of `rcni attach`): their stale attachments are DELed with the cached config
-    let others = cache_only(&g, &lists);
+    let cni = match crate::attach_cmd::cni(&g.env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rcni gc: {e}");
+            return 1;
+        }
+    };
+    let others = cache_only(&g, &cni, &lists);
     if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
         eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.env.conf_dir.display());
         return 1;
     }
-    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &l.name, Some(l))).collect();
-    reports.extend(others.iter().map(|n| collect(&g, n, None)));
+    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &cni, &l.name, Some(l))).collect();
+    reports.extend(others.iter().map(|n| collect(&g, &cni, n, None)));
     let failed = reports.iter().any(|r| !r.errors.is_empty());
     if g.json {
         let nets: Vec<Value> = reports
