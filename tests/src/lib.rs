@@ -258,3 +258,8 @@ pub fn ip_of(r: &serde_json::Value, v6: bool) -> String {
 pub fn cnitool_id(netns: &str) -> String {
     netkit::owner::hashed_name("cnitool-", netns, "cnitool-".len() + 20)
 }
+
+/// Runs the rcni binary with `args`.
+pub fn rcni(args: &[&str]) -> Output {
+    run(rcni_bin().to_str().expect("utf-8 path"), args)
+}

@@ -1,12 +1,8 @@
 //! `rcni attach` / `rcni detach` (netsandbox only).
 
-use rcni_tests::{fetch, rcni_bin, require_netsandbox, run, run_ok, serve, TestNetns};
+use rcni_tests::{fetch, rcni, require_netsandbox, run_ok, serve, TestNetns};
 use serde_json::json;
 use std::path::Path;
-
-fn rcni(args: &[&str]) -> std::process::Output {
-    run(rcni_bin().to_str().unwrap(), args)
-}
 
 fn write(dir: &Path, file: &str, v: serde_json::Value) {
     std::fs::write(dir.join(file), serde_json::to_string_pretty(&v).unwrap()).unwrap();

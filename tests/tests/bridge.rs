@@ -280,7 +280,7 @@ fn ptp_routes_traffic_and_cleanup() {
     let a = TestNetns::new("rcni-ptp-a");
     let b = TestNetns::new("rcni-ptp-b");
     let ra = e.call("ADD", "pa", &a).ok(&e.plugin("ptp"), &conf);
-    let rb = e.call("ADD", "pb", &b).ok(&e.plugin("ptp"), &conf);
+    e.call("ADD", "pb", &b).ok(&e.plugin("ptp"), &conf);
     assert_eq!(ra["interfaces"].as_array().unwrap().len(), 2);
     assert_eq!(ra["ips"][0]["interface"], 1);
     let routes = run_ok("ip", &["-n", &a.name, "route"]);
@@ -297,7 +297,6 @@ fn ptp_routes_traffic_and_cleanup() {
     assert!(!run_ok("ip", &["route"]).contains("10.241.0."));
     assert!(e.lease_files("ptp-net").is_empty());
     assert!(!masq_elements().contains("net=ptp-net id="));
-    let _ = rb;
 }
 
 /// A plugin directory mixing ours and Debian's.
@@ -336,7 +335,7 @@ fn mixed_chains_with_debian_plugins() {
         let bridge = dir.path().join("bridge");
         let ra = call("ADD", "ma", &a).ok(&bridge, &conf);
         let rb = call("ADD", "mb", &b).ok(&bridge, &conf);
-        let ipb = rb["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
+        let ipb = rcni_tests::ip_of(&rb, false);
         assert!(a.ping(&ipb), "{name}: containers reach each other");
         assert_eq!(e.lease_files(name).len(), 2, "{name}: leases in the shared format");
         call("CHECK", "ma", &a).ok(&bridge, &with_prev(&conf, &ra));

@@ -121,7 +121,7 @@ fn owned_in(name: &str, net: &str, cid: &str) -> bool {
 }
 
 fn link_exists(name: &str) -> bool {
-    run("ip", &["link", "show", name]).status.success()
+    rcni_tests::link(None, name).is_some()
 }
 
 /// The IFB in a bandwidth result (the last interface).

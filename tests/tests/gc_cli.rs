@@ -1,12 +1,8 @@
 //! `rcni gc` (netsandbox only): attachments whose namespace vanished without DEL are reclaimed
 //! through their cache; live ones, and young ones within the grace period, are left alone.
 
-use rcni_tests::{rcni_bin, require_netsandbox, run, run_ok, TestNetns};
+use rcni_tests::{rcni, require_netsandbox, run_ok, TestNetns};
 use serde_json::{json, Value};
-
-fn rcni(args: &[&str]) -> std::process::Output {
-    run(rcni_bin().to_str().unwrap(), args)
-}
 
 fn leases(net: &str) -> Vec<String> {
     std::fs::read_dir(format!("/var/lib/cni/networks/{net}"))

@@ -60,8 +60,7 @@ impl Pod {
 
 /// `ip -j -d link show eth0` inside namespace `ns`.
 fn link(ns: &str) -> Value {
-    let out = run_ok("ip", &["-j", "-d", "-n", ns, "link", "show", "eth0"]);
-    serde_json::from_str::<Value>(&out).unwrap()[0].clone()
+    rcni_tests::link(Some(ns), "eth0").expect("eth0 exists")
 }
 
 fn has_flag(l: &Value, flag: &str) -> bool {

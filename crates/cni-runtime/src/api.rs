@@ -29,6 +29,20 @@ pub struct RuntimeConf {
     pub cache_dir: Option<PathBuf>,
 }
 
+impl From<&NetworkAttachment> for RuntimeConf {
+    /// The runtime arguments an attachment was added with, as its cache entry records them.
+    fn from(a: &NetworkAttachment) -> Self {
+        RuntimeConf {
+            container_id: a.container_id.clone(),
+            netns: a.netns.clone(),
+            ifname: a.ifname.clone(),
+            args: a.cni_args.clone(),
+            capability_args: a.capability_args.clone(),
+            cache_dir: None,
+        }
+    }
+}
+
 /// GC's arguments: the attachments that are still valid.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcArgs {
@@ -353,50 +367,52 @@ impl CniConfig {
             if args.is_some_and(|a| a.valid_attachments.contains(&key)) {
                 continue;
             }
-            let rt = RuntimeConf {
-                container_id: att.container_id,
-                netns: att.netns,
-                ifname: att.ifname,
-                args: att.cni_args,
-                capability_args: att.capability_args,
-                cache_dir: None,
-            };
+            let rt = RuntimeConf::from(&att);
             if let Err(e) = self.del_network_list(ctx, list, &rt) {
                 errors.push(e.context(format!("failed to delete stale attachment {} {}", rt.container_id, rt.ifname)));
             }
         }
-        if version::greater_than_or_equal(&list.cni_version, "1.1.0").unwrap_or(false) {
-            let mut inject = vec![("name", Value::String(list.name.clone())), ("cniVersion", Value::String(list.cni_version.clone()))];
-            if let Some(a) = args {
-                let valid = serde_json::to_value(&a.valid_attachments).expect("attachments serialize");
-                for key in cni_types::config::VALID_ATTACHMENTS_KEYS {
-                    inject.push((key, valid.clone()));
-                }
-            }
-            for plugin in &list.plugins {
-                let conf = match plugin.inject(inject.iter().cloned()) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        errors
-                            .push(Error::from(e).context(format!("failed to generate configuration to GC plugin {}", plugin.plugin_type)));
-                        continue;
-                    }
-                };
-                let res = self.exec.find_in_path(&plugin.plugin_type, &self.path).and_then(|path| {
-                    invoke::exec_plugin_without_result(
-                        self.exec.as_ref(),
-                        ctx,
-                        &path,
-                        &conf.bytes,
-                        &self.args("GC", &RuntimeConf::default()),
-                    )
-                });
-                if let Err(e) = res {
-                    errors.push(e.context(format!("failed to GC plugin {}", plugin.plugin_type)));
-                }
+        errors.extend(self.send_gc(ctx, list, args).1);
+        Error::join(errors).map_or(Ok(()), Err)
+    }
+
+    /// The second half of [`CniConfig::gc_network_list`] alone: GC to every plugin of a 1.1.0+
+    /// list (with the valid attachments under both keys), no DEL. Returns whether GC was sent
+    /// (not for older lists, nor with `disableGC`); continues past errors and returns them all.
+    pub fn gc_plugins(&self, ctx: &Ctx, list: &NetworkConfigList, args: Option<&GcArgs>) -> Result<bool> {
+        let (sent, errors) = self.send_gc(ctx, list, args);
+        Error::join(errors).map_or(Ok(sent), Err)
+    }
+
+    /// GC to every plugin of a 1.1.0+ list: whether it was sent, and every failure.
+    fn send_gc(&self, ctx: &Ctx, list: &NetworkConfigList, args: Option<&GcArgs>) -> (bool, Vec<Error>) {
+        if list.disable_gc || !version::greater_than_or_equal(&list.cni_version, "1.1.0").unwrap_or(false) {
+            return (false, Vec::new());
+        }
+        let mut errors = Vec::new();
+        let mut inject = vec![("name", Value::String(list.name.clone())), ("cniVersion", Value::String(list.cni_version.clone()))];
+        if let Some(a) = args {
+            let valid = serde_json::to_value(&a.valid_attachments).expect("attachments serialize");
+            for key in cni_types::config::VALID_ATTACHMENTS_KEYS {
+                inject.push((key, valid.clone()));
             }
         }
-        Error::join(errors).map_or(Ok(()), Err)
+        for plugin in &list.plugins {
+            let conf = match plugin.inject(inject.iter().cloned()) {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(Error::from(e).context(format!("failed to generate configuration to GC plugin {}", plugin.plugin_type)));
+                    continue;
+                }
+            };
+            let res = self.exec.find_in_path(&plugin.plugin_type, &self.path).and_then(|path| {
+                invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("GC", &RuntimeConf::default()))
+            });
+            if let Err(e) = res {
+                errors.push(e.context(format!("failed to GC plugin {}", plugin.plugin_type)));
+            }
+        }
+        (true, errors)
     }
 
     /// STATUS of every plugin of a 1.1.0+ list, in order; the first error is returned as the

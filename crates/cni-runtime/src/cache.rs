@@ -185,6 +185,39 @@ impl Cache {
     /// `GetCachedAttachments`): sorted by file name; unreadable, foreign or incomplete entries
     /// are skipped.
     pub fn attachments(&self, container_id: &str) -> Result<Vec<NetworkAttachment>> {
+        self.select(container_id, "")
+    }
+
+    /// Every cached attachment of one network. Only the files named after the network are read.
+    pub fn network_attachments(&self, network: &str) -> Result<Vec<NetworkAttachment>> {
+        self.select("", network)
+    }
+
+    /// Removes the temporary files of writers of `network`'s entries that were killed before
+    /// their rename, when older than `older_than`; returns the files removed and what failed.
+    pub fn remove_stale_temp_files(&self, network: &str, older_than: std::time::Duration) -> (Vec<PathBuf>, Vec<Error>) {
+        let (mut removed, mut failed) = (Vec::new(), Vec::new());
+        let prefix = format!(".{network}-");
+        for e in std::fs::read_dir(self.results_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(&prefix) || !name.ends_with(".tmp") {
+                continue;
+            }
+            let old = e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t.elapsed().unwrap_or_default() >= older_than);
+            if !old {
+                continue;
+            }
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => removed.push(e.path()),
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                Err(x) => failed.push(Error::io(format!("remove {}", e.path().display()), x)),
+            }
+        }
+        (removed, failed)
+    }
+
+    /// The attachments of `container_id` and/or `network` ("": any).
+    fn select(&self, container_id: &str, network: &str) -> Result<Vec<NetworkAttachment>> {
         let dir = self.results_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -194,10 +227,14 @@ impl Cache {
         let mut names: Vec<String> = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         let part = format!("-{container_id}-");
+        let net_prefix = format!("{network}-");
         let mut out = Vec::new();
         for name in names {
             if name.starts_with('.') {
                 continue; // our temporary files
+            }
+            if !network.is_empty() && !name.starts_with(&net_prefix) {
+                continue;
             }
             if !container_id.is_empty() {
                 match name.find(&part) {
@@ -209,6 +246,7 @@ impl Cache {
             let Ok(info) = serde_json::from_slice::<CachedInfo>(&bytes) else { continue };
             if info.kind != CACHE_KIND
                 || (!container_id.is_empty() && info.container_id != container_id)
+                || (!network.is_empty() && info.network_name != network)
                 || info.if_name.is_empty()
                 || info.network_name.is_empty()
             {

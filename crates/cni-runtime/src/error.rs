@@ -58,13 +58,6 @@ impl Error {
             _ => Some(Error::Multiple(errors)),
         }
     }
-
-    /// True when the error says a plugin, a container, a netns or a link no longer exists — what
-    /// tolerant teardown may ignore.
-    pub fn is_not_found(&self) -> bool {
-        let text = self.to_string();
-        text.contains("not found") || text.contains("no such file or directory") || text.contains("No such file or directory")
-    }
 }
 
 impl fmt::Display for Error {

@@ -121,18 +121,6 @@ pub fn parse_publish(s: &str) -> Result<PortMapping, String> {
     Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol: protocol.into(), host_ip: host_ip.into() })
 }
 
-/// The runtime arguments an attachment was added with, from its cache entry.
-pub(crate) fn runtime_conf(a: &NetworkAttachment) -> RuntimeConf {
-    RuntimeConf {
-        container_id: a.container_id.clone(),
-        netns: a.netns.clone(),
-        ifname: a.ifname.clone(),
-        args: a.cni_args.clone(),
-        capability_args: a.capability_args.clone(),
-        cache_dir: None,
-    }
-}
-
 fn netns_path(netns: &str) -> PathBuf {
     if netns.contains('/') {
         PathBuf::from(netns)
@@ -342,7 +330,7 @@ fn run_detach(c: &Common) -> Result<usize, String> {
                 continue;
             }
         };
-        let mut rt = runtime_conf(a);
+        let mut rt = RuntimeConf::from(a);
         if rt.netns.is_empty() {
             rt.netns = netns_path(&c.netns).to_string_lossy().into_owned();
         }
@@ -366,7 +354,8 @@ mod tests {
     fn default_network_parses_and_avoids_common_ranges() {
         let l = NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).unwrap();
         assert_eq!(l.name, DEFAULT_NETWORK_NAME);
-        let subnet: ipnet::IpNet = "10.209.0.0/16".parse().unwrap();
+        let subnet: ipnet::IpNet = l.plugins[0].conf["ipam"]["ranges"][0][0]["subnet"].as_str().unwrap().parse().unwrap();
+        assert_eq!(subnet.to_string(), "10.209.0.0/16", "the README and scripts/demo show this subnet");
         for other in ["10.88.0.0/16", "172.17.0.0/16"] {
             let o: ipnet::IpNet = other.parse().unwrap();
             assert!(!subnet.contains(&o.network()) && !o.contains(&subnet.network()));

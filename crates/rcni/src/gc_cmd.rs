@@ -18,13 +18,13 @@
 //! Prints what it reclaimed (or JSON with `--json`); exits 1 when anything could not be
 //! reclaimed.
 
-use crate::attach_cmd::{cached_list, runtime_conf, RuntimeEnv, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
+use crate::attach_cmd::{cached_list, RuntimeEnv, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
 use clap::Args;
-use cni_runtime::{conf, Cache, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock};
+use cni_runtime::{conf, Cache, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock, RuntimeConf};
 use cni_types::config::GcAttachment;
-use cni_types::{version, NetworkConfigList};
+use cni_types::NetworkConfigList;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 #[derive(Args)]
@@ -47,6 +47,8 @@ pub struct GcArgsCli {
 struct Report {
     network: String,
     reclaimed: Vec<Value>,
+    /// Temporary cache files of killed writers.
+    removed_files: Vec<PathBuf>,
     left: Vec<Value>,
     live: usize,
     gc_sent: bool,
@@ -86,6 +88,25 @@ fn cache_only(g: &GcArgsCli, cni: &CniConfig, lists: &[NetworkConfigList]) -> Ve
     names
 }
 
+/// What becomes of a cached attachment.
+enum Verdict {
+    Live,
+    LeftAlone(&'static str),
+    Stale,
+}
+
+fn judge(cache: &Cache, a: &NetworkAttachment, grace: Duration) -> Verdict {
+    if a.netns.is_empty() {
+        Verdict::LeftAlone("its cache records no network namespace")
+    } else if netkit::NetNs::open(&a.netns).is_ok() {
+        Verdict::Live
+    } else if age(cache, a).is_none_or(|t| t < grace) {
+        Verdict::LeftAlone("younger than the grace period")
+    } else {
+        Verdict::Stale
+    }
+}
+
 /// Judges and reclaims the cached attachments of network `name`; then, when the network's list
 /// is known (`list`: from the config directory or rcni's default) and of 1.1.0 or later, GCs
 /// its plugins.
@@ -100,61 +121,46 @@ fn collect(g: &GcArgsCli, cni: &CniConfig, name: &str, list: Option<&NetworkConf
     };
     let cache = cni.cache(&Default::default());
     let ctx = Ctx::with_timeout(Duration::from_secs(g.env.timeout));
+    let grace = Duration::from_secs(g.grace_period);
     // read under the lock: an attachment added while we waited for it must count as valid
-    let cached = match cni.get_cached_attachments("") {
+    let cached = match cache.network_attachments(name) {
         Ok(c) => c,
         Err(e) => {
             r.errors.push(format!("reading the result cache: {e}"));
             return r;
         }
     };
-    let grace = Duration::from_secs(g.grace_period);
     let mut valid = Vec::new();
-    for a in cached.iter().filter(|a| a.network == name) {
-        let keep = |why: &str, r: &mut Report, valid: &mut Vec<GcAttachment>| {
-            let mut d = describe(a);
-            d["reason"] = why.into();
-            r.left.push(d);
-            valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
-        };
-        if a.netns.is_empty() {
-            keep("its cache records no network namespace", &mut r, &mut valid);
-            continue;
-        }
-        if netkit::NetNs::open(&a.netns).is_ok() {
-            r.live += 1;
-            valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
-            continue;
-        }
-        if age(&cache, a).is_none_or(|t| t < grace) {
-            keep("younger than the grace period", &mut r, &mut valid);
-            continue;
-        }
-        let del = cached_list(a, &g.env.conf_dir).and_then(|l| cni.del_network_list(&ctx, &l, &runtime_conf(a)).map_err(|e| e.to_string()));
-        match del {
-            Ok(()) => r.reclaimed.push(describe(a)),
-            Err(e) => r.errors.push(format!("DEL {} {}: {e}", a.container_id, a.ifname)),
-        }
-    }
-    // the temporary cache files of runtimes killed while writing (`.<net>-<cid>-<ifname>.tmp`)
-    let results = cache.dir().join("results");
-    let prefix = format!(".{name}-");
-    for e in std::fs::read_dir(&results).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let old = e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t.elapsed().unwrap_or_default() >= grace);
-        if old && name.starts_with(&prefix) && name.ends_with(".tmp") {
-            match std::fs::remove_file(e.path()) {
-                Ok(()) => r.reclaimed.push(json!({"file": e.path()})),
-                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
-                Err(x) => r.errors.push(format!("removing {}: {x}", e.path().display())),
+    for a in &cached {
+        match judge(&cache, a, grace) {
+            Verdict::Live => r.live += 1,
+            Verdict::LeftAlone(why) => {
+                let mut d = describe(a);
+                d["reason"] = why.into();
+                r.left.push(d);
+            }
+            Verdict::Stale => {
+                let del = cached_list(a, &g.env.conf_dir)
+                    .and_then(|l| cni.del_network_list(&ctx, &l, &RuntimeConf::from(a)).map_err(|e| e.to_string()));
+                match del {
+                    Ok(()) => r.reclaimed.push(describe(a)),
+                    Err(e) => r.errors.push(format!("DEL {} {}: {e}", a.container_id, a.ifname)),
+                }
+                continue;
             }
         }
+        valid.push(GcAttachment { container_id: a.container_id.clone(), ifname: a.ifname.clone() });
     }
-    let Some(list) = list else { return r };
-    if version::greater_than_or_equal(&list.cni_version, "1.1.0").unwrap_or(false) && !list.disable_gc {
-        r.gc_sent = true;
-        if let Err(e) = cni.gc_network_list(&ctx, list, Some(&GcArgs { valid_attachments: valid })) {
-            r.errors.push(format!("GC: {e}"));
+    let (removed, failed) = cache.remove_stale_temp_files(name, grace);
+    r.removed_files = removed;
+    r.errors.extend(failed.iter().map(|e| e.to_string()));
+    if let Some(list) = list {
+        match cni.gc_plugins(&ctx, list, Some(&GcArgs { valid_attachments: valid })) {
+            Ok(sent) => r.gc_sent = sent,
+            Err(e) => {
+                r.gc_sent = true;
+                r.errors.push(format!("GC: {e}"));
+            }
         }
     }
     r
@@ -189,18 +195,17 @@ pub fn gc(g: GcArgsCli) -> i32 {
         let nets: Vec<Value> = reports
             .iter()
             .map(|r| {
-                json!({"network": r.network, "reclaimed": r.reclaimed, "leftAlone": r.left, "live": r.live,
+                json!({"network": r.network, "reclaimed": r.reclaimed, "removedFiles": r.removed_files, "leftAlone": r.left, "live": r.live,
                        "gcSent": r.gc_sent, "errors": r.errors})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json!({"networks": nets})).expect("JSON"));
     } else {
         for r in &reports {
+            for f in &r.removed_files {
+                println!("{}: removed {} (left by a writer that was killed)", r.network, f.display());
+            }
             for a in &r.reclaimed {
-                if let Some(f) = a["file"].as_str() {
-                    println!("{}: removed {f} (left by a writer that was killed)", r.network);
-                    continue;
-                }
                 println!(
                     "{}: reclaimed {} {} (namespace {} is gone)",
                     r.network,
