@@ -230,8 +230,15 @@ impl<'a> Iterator for RangeIter<'a> {
     }
 }
 
-/// Allocates one address from range set `idx` for `(id, ifname)`.
-fn get(store: &Store, set: &RangeSet, idx: usize, id: &str, ifname: &str, requested: Option<IpAddr>) -> Result<IpConfig, CniError> {
+/// Allocates one address from range set `idx` for `(id, ifname)`, which holds `held` already.
+fn get(
+    store: &Store,
+    set: &RangeSet,
+    idx: usize,
+    (id, ifname): (&str, &str),
+    held: &[IpAddr],
+    requested: Option<IpAddr>,
+) -> Result<IpConfig, CniError> {
     let internal = CniError::internal;
     let (ip, range) = match requested {
         Some(ip) => {
@@ -245,14 +252,13 @@ fn get(store: &Store, set: &RangeSet, idx: usize, id: &str, ifname: &str, reques
             (ip, r)
         }
         None => {
-            for held in store.get_by_id_indexed(id, ifname) {
-                if set.contains(&held) {
-                    return Err(internal(format!("{held} has been allocated to {id}, duplicate allocation is not allowed")));
-                }
+            if let Some(held) = held.iter().find(|ip| set.contains(ip)) {
+                return Err(internal(format!("{held} has been allocated to {id}, duplicate allocation is not allowed")));
             }
             let mut found = None;
             for (ip, r) in RangeIter::new(set, store.last_reserved_ip(idx)) {
-                if store.reserve(id, ifname, &ip, idx).map_err(io_err)? {
+                // (the store's lock is held: a lease seen here stays taken)
+                if !store.is_reserved(&ip) && store.reserve(id, ifname, &ip, idx).map_err(io_err)? {
                     found = Some((ip, r));
                     break;
                 }
@@ -279,9 +285,11 @@ pub fn allocate(conf: &Config, id: &str, ifname: &str) -> Result<Result100, CniE
             let _ = store.release_ip(&ipc.address.addr(), id, ifname);
         }
     };
+    // what the attachment holds already (range sets never overlap: one look serves them all)
+    let held = store.get_by_id_indexed(id, ifname);
     for (idx, set) in conf.ranges.iter().enumerate() {
         let requested = pending.iter().position(|ip| set.contains(ip)).and_then(|p| pending.remove(p));
-        match get(&store, set, idx, id, ifname, requested) {
+        match get(&store, set, idx, (id, ifname), &held, requested) {
             Ok(ipc) => result.ips.push(ipc),
             Err(mut e) => {
                 undo(&store, &result.ips);

@@ -2,11 +2,10 @@
 //! address and leave room for hosts, the gateway and the range start default to the first host,
 //! the range end to the last host (IPv4: broadcast − 1; IPv6: the last address).
 
-use crate::ip::{add, cmp, last_addr, same_family};
+use crate::ip::{add, last_addr, same_family};
 use cni_types::capabilities::IpRange;
 use cni_types::result::{parse_cidr, parse_ip};
 use ipnet::IpNet;
-use std::cmp::Ordering;
 use std::net::IpAddr;
 
 /// One range of addresses.
@@ -61,10 +60,8 @@ impl Range {
 
     /// In the subnet and between start and end (inclusive).
     pub fn contains(&self, ip: &IpAddr) -> bool {
-        same_family(ip, &self.subnet.addr())
-            && self.subnet.contains(ip)
-            && cmp(ip, &self.range_start) != Ordering::Less
-            && cmp(ip, &self.range_end) != Ordering::Greater
+        // (std orders addresses numerically within a family)
+        self.subnet.contains(ip) && *ip >= self.range_start && *ip <= self.range_end
     }
 
     pub fn overlaps(&self, other: &Range) -> bool {

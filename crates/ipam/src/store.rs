@@ -28,6 +28,11 @@ pub const INDEX_DIR: &str = ".rcni-by-id";
 
 use cni_runtime::fsutil::same_file as same_inode;
 
+/// What a lease file holds: `<containerID>\r\n<ifname>`.
+fn lease_content(id: &str, ifname: &str) -> String {
+    format!("{}{LINE_BREAK}{ifname}", id.trim())
+}
+
 /// Gives the unnamed file `f` the name `path` (fails with `AlreadyExists` when it is taken).
 fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -72,10 +77,6 @@ impl Store {
         Ok(Store { dir, _lock: lock })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn ip_path(&self, ip: &IpAddr) -> PathBuf {
         self.dir.join(ip.to_string())
     }
@@ -88,7 +89,7 @@ impl Store {
     /// address file is another inode is a leftover (of a crash or a lost race) and means nothing.
     pub fn reserve(&self, id: &str, ifname: &str, ip: &IpAddr, range_id: usize) -> io::Result<bool> {
         let path = self.ip_path(ip);
-        let content = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let content = lease_content(id, ifname);
         let index = self.dir.join(INDEX_DIR);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -227,7 +228,7 @@ impl Store {
     /// The addresses held by `(id, ifname)`, old-format files (ID only) included: every lease
     /// file is read, as Go's plugin does.
     pub fn get_by_id(&self, id: &str, ifname: &str) -> Vec<IpAddr> {
-        let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let key = lease_content(id, ifname);
         let old = id.trim();
         self.files()
             .into_iter()
@@ -264,7 +265,7 @@ impl Store {
             return Ok(n);
         }
         let files = self.files();
-        let key = format!("{}{LINE_BREAK}{ifname}", id.trim());
+        let key = lease_content(id, ifname);
         n += self.remove_matching(&files, &key)?;
         if n == 0 {
             n = self.remove_matching(&files, id.trim())?;
@@ -277,7 +278,7 @@ impl Store {
         let path = self.ip_path(ip);
         let _ = std::fs::remove_file(self.entry_path(id, ifname, ip));
         match std::fs::read_to_string(&path) {
-            Ok(c) if c.trim() == format!("{}{LINE_BREAK}{ifname}", id.trim()) => std::fs::remove_file(&path).map(|_| true),
+            Ok(c) if c.trim() == lease_content(id, ifname) => std::fs::remove_file(&path).map(|_| true),
             Ok(_) => Ok(false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(err(format!("reading {}", path.display()), e)),

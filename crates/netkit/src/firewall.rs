@@ -116,13 +116,16 @@ fn iso_rules(b: &mut Batch, bridge: &str, policy: Ingress) {
 /// Accepts forwarded traffic from `addrs` and replies to them; applies `policy` to `bridge`.
 pub fn setup(nft: &mut Nft, owner: &Owner, bridge: &str, addrs: &[IpAddr], policy: Ingress) -> Result<()> {
     let iso_needed = policy != Ingress::Open && !bridge.is_empty();
-    let has_iso = |nft: &mut Nft| -> Result<bool> {
-        Ok(nft.rules(FAM, TABLE, "isolation")?.iter().any(|r| r.comment.as_deref() == Some(&iso_comment(bridge))))
+    // the bridge's `iso_br` element comes and goes in the same batches as its isolation rules
+    let has_iso = |nft: &mut Nft| -> Result<bool> { Ok(nft.get_element(FAM, TABLE, ISO_SET, &ifname_bytes(bridge))?.is_some()) };
+    let c = comment(owner, bridge);
+    let elements = |b: &mut Batch| {
+        for ip in addrs {
+            b.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(c.clone())]);
+        }
     };
     let mut fast = Batch::new();
-    for ip in addrs {
-        fast.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(comment(owner, bridge))]);
-    }
+    elements(&mut fast);
     if iso_needed && !has_iso(nft)? {
         iso_rules(&mut fast, bridge, policy);
     }
@@ -131,9 +134,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, bridge: &str, addrs: &[IpAddr], polic
         Err(e) if e.is_not_found() => {
             let mut full = Batch::new();
             table_batch(&mut full);
-            for ip in addrs {
-                full.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(comment(owner, bridge))]);
-            }
+            elements(&mut full);
             if iso_needed {
                 iso_rules(&mut full, bridge, policy);
             }
@@ -152,7 +153,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, bridge: &str, addrs: &[IpAddr], polic
         if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))? {
             b.delete_elements(FAM, TABLE, set_of(*ip), &[Element::key(e.key)]);
         }
-        b.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(comment(owner, bridge))]);
+        b.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(c.clone())]);
     }
     if iso_needed && !has_iso(nft)? {
         iso_rules(&mut b, bridge, policy);
@@ -200,19 +201,22 @@ fn remove(nft: &mut Nft, doomed: &[(String, ElementInfo)]) -> Result<()> {
         b.delete_elements(FAM, TABLE, set, &[Element::key(e.key.clone())]);
     }
     let is_doomed = |set: &str, e: &ElementInfo| doomed.iter().any(|(s, d)| s == set && d.key == e.key);
+    // one dump of the rules and of the address sets, whichever number of bridges
+    let iso_rules: Vec<_> = if bridges.is_empty() { Vec::new() } else { nft.rules(FAM, TABLE, "isolation")? };
+    let isolated = |br: &String| iso_rules.iter().any(|r| r.comment.as_deref() == Some(iso_comment(br).as_str()));
+    let mut remaining: Vec<(&str, ElementInfo)> = Vec::new();
+    if bridges.iter().any(isolated) {
+        for set in ["c4", "c6"] {
+            remaining.extend(nft.elements(FAM, TABLE, set)?.into_iter().filter(|e| !is_doomed(set, e)).map(|e| (set, e)));
+        }
+    }
     for br in bridges {
-        let rules: Vec<_> =
-            nft.rules(FAM, TABLE, "isolation")?.into_iter().filter(|r| r.comment.as_deref() == Some(&iso_comment(&br))).collect();
+        let c = iso_comment(&br);
+        let rules: Vec<_> = iso_rules.iter().filter(|r| r.comment.as_deref() == Some(c.as_str())).collect();
         if rules.is_empty() {
             continue;
         }
-        let mut others = false;
-        for set in ["c4", "c6"] {
-            others |= nft
-                .elements(FAM, TABLE, set)?
-                .iter()
-                .any(|e| !is_doomed(set, e) && bridge_of(e.comment.as_deref()).as_deref() == Some(br.as_str()));
-        }
+        let others = remaining.iter().any(|(_, e)| bridge_of(e.comment.as_deref()).as_deref() == Some(br.as_str()));
         if !others {
             for r in rules {
                 b.delete_rule(FAM, TABLE, "isolation", r.handle);

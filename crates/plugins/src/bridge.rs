@@ -424,20 +424,25 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
     }
 
     // the host end is usable once it is operationally up (normally at once)
+    let mut host_end = None;
     if !s.c.disable_container_interface {
-        let mut up = false;
         for wait_ms in [0u64, 10, 50, 200, 500, 1000, 1000] {
             std::thread::sleep(Duration::from_millis(wait_ms));
-            if host.link_by_index(pair.host.index).map_err(kernel)?.oper_up {
-                up = true;
+            let l = host.link_by_index(pair.host.index).map_err(kernel)?;
+            if l.oper_up {
+                host_end = Some(l);
                 break;
             }
         }
-        if !up {
+        if host_end.is_none() {
             return Err(CniError::internal("bridge port in error state"));
         }
     }
-    result.interfaces[1].mac = host.link_by_index(pair.host.index).map_err(kernel)?.mac_string();
+    let host_end = match host_end {
+        Some(l) => l,
+        None => host.link_by_index(pair.host.index).map_err(kernel)?,
+    };
+    result.interfaces[1].mac = host_end.mac_string();
     result.interfaces[0].mac = host.link_by_index(br.index).map_err(kernel)?.mac_string();
     if !s.c.net.dns.is_empty() {
         result.dns = s.c.net.dns.clone();
@@ -618,8 +623,14 @@ pub(crate) fn check_ips_and_routes(nl: &mut Netlink, ifname: &str, index: u32, p
             return Err(CniError::internal(format!("Failed to match addr {} on interface {ifname}", ipc.address)));
         }
     }
+    // one dump per family
+    let mut tables: [Option<Vec<netkit::netlink::Route>>; 2] = [None, None];
     for r in &prev.routes {
-        let routes = nl.routes(r.dst.addr().is_ipv6(), None).map_err(kernel)?;
+        let v6 = r.dst.addr().is_ipv6();
+        let routes = match &mut tables[usize::from(v6)] {
+            Some(t) => t,
+            slot => slot.insert(nl.routes(v6, None).map_err(kernel)?),
+        };
         if !routes.iter().any(|x| x.dst == r.dst.trunc() && (r.gw.is_none() || x.gw == r.gw || x.multipath.iter().any(|h| h.gw == r.gw))) {
             return Err(CniError::internal(format!("Failed to find route {} via {:?} on {ifname}", r.dst, r.gw)));
         }
