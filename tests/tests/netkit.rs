@@ -119,10 +119,10 @@ fn veth_across_namespaces_addresses_routes() {
     assert_eq!(e.mac_string(), "02:00:00:00:00:42");
     assert_eq!(e.mtu, 1400);
     // each side finds its peer
-    let (peer, nsid) = host.veth_peer(h.index).unwrap();
+    let (peer, nsid) = h.veth_peer().unwrap();
     assert_eq!(peer, e.index);
     assert!(nsid.is_some(), "the peer is in another namespace");
-    assert_eq!(cont.veth_peer(e.index).unwrap().0, h.index);
+    assert_eq!(e.veth_peer().unwrap().0, h.index);
 
     host.set_up(h.index, true).unwrap();
     cont.set_up(e.index, true).unwrap();
@@ -131,7 +131,7 @@ fn veth_across_namespaces_addresses_routes() {
     host.add_addr(h.index, "10.231.0.1/24".parse().unwrap(), AddrFlags::default()).unwrap();
     cont.add_addr(e.index, "10.231.0.2/24".parse().unwrap(), AddrFlags::default()).unwrap();
     assert!(cont.add_addr(e.index, "10.231.0.2/24".parse().unwrap(), AddrFlags::default()).unwrap_err().is_exists());
-    cont.add_addr(e.index, "fd31::2/64".parse().unwrap(), AddrFlags { nodad: true, noprefixroute: false }).unwrap();
+    cont.add_addr(e.index, "fd31::2/64".parse().unwrap(), AddrFlags { nodad: true }).unwrap();
     let addrs = cont.addrs(Some(e.index), None).unwrap();
     let v6 = addrs.iter().find(|a| a.addr.to_string() == "fd31::2/64").unwrap();
     assert!(!v6.is_tentative(), "NODAD addresses are usable at once");

@@ -154,7 +154,7 @@ pub fn configure_iface(nl: &mut Netlink, ns: &NetNs, ifname: &str, result: &Resu
             ipv6_ready = true;
         }
         any_v6 |= v6;
-        nl.add_addr(link.index, ipc.address, AddrFlags { nodad: v6 && !opts.dad, noprefixroute: false })
+        nl.add_addr(link.index, ipc.address, AddrFlags { nodad: v6 && !opts.dad })
             .map_err(|e| e.context(format!("configuring {ifname}")))?;
         if let Some(gw) = ipc.gateway {
             let slot = if gw.is_ipv4() { &mut gw4 } else { &mut gw6 };

@@ -8,7 +8,6 @@
 //! [`Nft::close_in_background`].
 
 use crate::error::{Error, Result};
-use crate::netns::NetNs;
 use netlink_packet_core::{
     DefaultNla, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP,
     NLM_F_EXCL, NLM_F_REQUEST,
@@ -459,6 +458,28 @@ pub fn comment_userdata(comment: &str) -> Vec<u8> {
     v
 }
 
+/// The elements an element message carries.
+fn element_infos(m: NfTablesMessage) -> Vec<ElementInfo> {
+    let NfTablesMessage::NewSetElement(s) = m else { return Vec::new() };
+    let mut out = Vec::new();
+    for a in s.attributes {
+        let SetElementList::Elements(list) = a else { continue };
+        for item in list {
+            let ListAttribute::Element(attrs) = item else { continue };
+            let mut e = ElementInfo { key: Vec::new(), comment: None };
+            for ea in attrs {
+                match ea {
+                    SetElementAttribute::Key(DataAttribute::Value(k)) => e.key = k,
+                    SetElementAttribute::UserData(u) => e.comment = userdata_comment(&u),
+                    _ => {}
+                }
+            }
+            out.push(e);
+        }
+    }
+    out
+}
+
 /// The comment in an nft userdata blob.
 pub fn userdata_comment(ud: &[u8]) -> Option<String> {
     let mut off = 0;
@@ -717,7 +738,6 @@ pub struct RuleInfo {
 pub struct ElementInfo {
     pub key: Vec<u8>,
     pub comment: Option<String>,
-    pub interval_end: bool,
 }
 
 /// A NETLINK_NETFILTER socket for nf_tables, bound to one network namespace.
@@ -747,11 +767,6 @@ impl Nft {
     /// Whether nftables can be used here (STATUS): a socket opens and a table can be listed.
     pub fn probe(table: &str) -> Result<()> {
         Nft::new()?.sets(Family::Inet, table).map(|_| ())
-    }
-
-    /// A socket inside `ns`.
-    pub fn open_in(ns: &NetNs) -> Result<Self> {
-        ns.run(Nft::new)?
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -883,8 +898,13 @@ impl Nft {
         }
     }
 
+    /// A dump; a missing table (or chain, or set) has nothing to list.
     fn dump(&mut self, family: Family, inner: NfTablesMessage, op: &str) -> Result<Vec<NfTablesMessage>> {
-        let msgs = self.request(family.proto(), NetfilterMessageInner::NfTables(inner), NLM_F_DUMP, op)?;
+        let msgs = match self.request(family.proto(), NetfilterMessageInner::NfTables(inner), NLM_F_DUMP, op) {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {
@@ -899,11 +919,7 @@ impl Nft {
         let req = NfTablesMessage::GetRule(RuleMessage {
             attributes: vec![RuleAttribute::Table(table.into()), RuleAttribute::Chain(chain.into())],
         });
-        let msgs = match self.dump(family, req, &format!("listing rules of {table}/{chain}")) {
-            Ok(m) => m,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+        let msgs = self.dump(family, req, &format!("listing rules of {table}/{chain}"))?;
         let mut out = Vec::new();
         for m in msgs {
             if let NfTablesMessage::NewRule(r) = m {
@@ -929,11 +945,7 @@ impl Nft {
     /// The names of a table's sets (and maps). A missing table has none.
     pub fn sets(&mut self, family: Family, table: &str) -> Result<Vec<String>> {
         let req = NfTablesMessage::GetSet(SetMessage { attributes: vec![SetAttribute::Table(table.into())] });
-        let msgs = match self.dump(family, req, &format!("listing sets of {table}")) {
-            Ok(m) => m,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
+        let msgs = self.dump(family, req, &format!("listing sets of {table}"))?;
         let mut out = Vec::new();
         for m in msgs {
             if let NfTablesMessage::NewSet(s) = m {
@@ -959,32 +971,8 @@ impl Nft {
         let req = NfTablesMessage::GetSetElement(SetElementMessage {
             attributes: vec![SetElementList::Table(table.into()), SetElementList::Set(set.into())],
         });
-        let msgs = match self.dump(family, req, &format!("listing elements of {table}/{set}")) {
-            Ok(m) => m,
-            Err(e) if e.is_not_found() => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        let mut out = Vec::new();
-        for m in msgs {
-            let NfTablesMessage::NewSetElement(s) = m else { continue };
-            for a in s.attributes {
-                let SetElementList::Elements(list) = a else { continue };
-                for item in list {
-                    let ListAttribute::Element(attrs) = item else { continue };
-                    let mut e = ElementInfo { key: Vec::new(), comment: None, interval_end: false };
-                    for ea in attrs {
-                        match ea {
-                            SetElementAttribute::Key(DataAttribute::Value(k)) => e.key = k,
-                            SetElementAttribute::UserData(u) => e.comment = userdata_comment(&u),
-                            SetElementAttribute::Flags(f) => e.interval_end = f.contains(SetElementFlags::IntervalEnd),
-                            _ => {}
-                        }
-                    }
-                    out.push(e);
-                }
-            }
-        }
-        Ok(out)
+        let msgs = self.dump(family, req, &format!("listing elements of {table}/{set}"))?;
+        Ok(msgs.into_iter().flat_map(element_infos).collect())
     }
 
     /// One element of a set by key, if present.
@@ -996,55 +984,18 @@ impl Nft {
                 SetElementList::Elements(vec![ListAttribute::Element(vec![SetElementAttribute::Key(DataAttribute::Value(key.to_vec()))])]),
             ],
         });
-        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family.proto(), 0, 0), req));
-        m.header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        let seq = self.next_seq();
-        m.header.sequence_number = seq;
-        m.finalize();
-        let mut buf = vec![0u8; m.buffer_len()];
-        m.serialize(&mut buf);
-        self.sock.send(&buf, 0).map_err(|e| Error::io("looking up a set element", e))?;
-        let mut found = None;
-        let mut err = None;
-        self.recv(&mut |h, p| {
-            if h.sequence_number != seq {
-                return Ok(false);
-            }
-            match p {
-                NetlinkPayload::InnerMessage(NetfilterMessage {
-                    inner: NetfilterMessageInner::NfTables(NfTablesMessage::NewSetElement(s)),
-                    ..
-                }) => {
-                    for a in s.attributes {
-                        let SetElementList::Elements(list) = a else { continue };
-                        for item in list {
-                            let ListAttribute::Element(attrs) = item else { continue };
-                            let mut e = ElementInfo { key: Vec::new(), comment: None, interval_end: false };
-                            for ea in attrs {
-                                match ea {
-                                    SetElementAttribute::Key(DataAttribute::Value(k)) => e.key = k,
-                                    SetElementAttribute::UserData(u) => e.comment = userdata_comment(&u),
-                                    _ => {}
-                                }
-                            }
-                            found = Some(e);
-                        }
-                    }
-                    Ok(false)
-                }
-                NetlinkPayload::Error(e) => {
-                    if let Some(c) = e.code {
-                        err = Some(crate::netlink::kernel_error(format!("looking up an element of {table}/{set}"), -c.get(), &e.header));
-                    }
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
-        })?;
-        match err {
-            Some(e) if e.is_not_found() => Ok(None),
-            Some(e) => Err(e),
-            None => Ok(found),
+        let op = format!("looking up an element of {table}/{set}");
+        match self.request(family.proto(), NetfilterMessageInner::NfTables(req), 0, &op) {
+            Ok(msgs) => Ok(msgs
+                .into_iter()
+                .filter_map(|m| match m {
+                    NetfilterMessageInner::NfTables(m) => Some(m),
+                    _ => None,
+                })
+                .flat_map(element_infos)
+                .last()),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -11,23 +11,25 @@ pub struct Owner {
     pub network: String,
     pub container_id: String,
     pub ifname: String,
+    /// Computed once: owners are compared with every element of a set during scans.
+    tag: String,
 }
 
 impl Owner {
     pub fn new(network: &str, container_id: &str, ifname: &str) -> Self {
-        Owner { network: network.into(), container_id: container_id.into(), ifname: ifname.into() }
-    }
-
-    /// `rcni:` and 16 hex digits of SHA-512 over the three parts.
-    pub fn tag(&self) -> String {
         let mut h = Sha512::new();
-        for part in [&self.network, &self.container_id, &self.ifname] {
+        for part in [network, container_id, ifname] {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
         let d = h.finalize();
         let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("rcni:{hex}")
+        Owner { network: network.into(), container_id: container_id.into(), ifname: ifname.into(), tag: format!("rcni:{hex}") }
+    }
+
+    /// `rcni:` and 16 hex digits of SHA-512 over the three parts.
+    pub fn tag(&self) -> String {
+        self.tag.clone()
     }
 
     /// The comment written on objects: the tag, then the owner in words (cut to nft's limit).
@@ -45,8 +47,7 @@ impl Owner {
 
     /// Whether a comment was written for this owner.
     pub fn owns(&self, comment: Option<&str>) -> bool {
-        let tag = self.tag();
-        comment.is_some_and(|c| c == tag || c.starts_with(&format!("{tag} ")))
+        comment.and_then(|c| c.strip_prefix(self.tag.as_str())).is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
     }
 }
 

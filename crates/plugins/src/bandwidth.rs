@@ -128,12 +128,12 @@ fn host_interface(args: &CmdArgs, result: &Result100, host: &mut Netlink) -> Res
     let mut cont = Netlink::open_in(&ns).map_err(kernel)?;
     let (cont_index, peer) = cont
         .link_by_name(&args.ifname)
-        .and_then(|l| Ok((l.index, cont.veth_peer(l.index)?.0)))
+        .and_then(|l| Ok((l.index, l.veth_peer()?.0)))
         .map_err(|e| CniError::internal(format!("container interface {} has no veth peer: {e}", args.ifname)))?;
     let not_here = || CniError::internal(format!("veth peer with index {peer} is not in host ns"));
     let link = host.link_by_index(peer).map_err(|_| not_here())?;
     // the same index may belong to an unrelated link here: it must point back at the container
-    if host.veth_peer(link.index).ok().map(|p| p.0) != Some(cont_index) {
+    if link.veth_peer().ok().map(|p| p.0) != Some(cont_index) {
         return Err(not_here());
     }
     if !result.interfaces.iter().any(|i| i.sandbox.is_empty() && i.name == link.name) {

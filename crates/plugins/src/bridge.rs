@@ -243,7 +243,7 @@ fn ensure_addr(nl: &mut Netlink, link: &Link, gw: IpNet, force: bool, dad: bool)
             }
         }
     }
-    match nl.add_addr(link.index, gw, AddrFlags { nodad: v6 && !dad, noprefixroute: false }) {
+    match nl.add_addr(link.index, gw, AddrFlags { nodad: v6 && !dad }) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {}
         Err(e) => return Err(kernel(e)),
@@ -547,7 +547,7 @@ impl Plugin for Bridge {
         if !cont_if.mac.is_empty() && cont_if.mac != c.mac_string() {
             return fail(format!("Interface {} Mac {} doesn't match container Mac: {}", c.name, cont_if.mac, c.mac_string()));
         }
-        let (peer, _) = cont.veth_peer(c.index).map_err(kernel)?;
+        let (peer, _) = c.veth_peer().map_err(kernel)?;
         let mut veth_found = false;
         for i in prev.interfaces.iter().filter(|i| i.name != br_if.name && i.name != cont_if.name) {
             let Ok(l) = host.link_by_name(&i.name) else { return fail(format!("Interface name {} not found", i.name)) };

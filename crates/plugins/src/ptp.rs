@@ -112,7 +112,7 @@ fn add(args: &CmdArgs, c: &Conf, ipam: &str, undo: &mut Undo, host: &mut Netlink
         cont.add_route(&via).map_err(kernel)?;
         // host end: the gateway address, and the route to the container
         let gw_addr = host_prefix(gw);
-        match host.add_addr(pair.host.index, gw_addr, AddrFlags { nodad: gw.is_ipv6(), noprefixroute: false }) {
+        match host.add_addr(pair.host.index, gw_addr, AddrFlags { nodad: gw.is_ipv6() }) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {}
             Err(e) => return Err(kernel(e)),

@@ -3,7 +3,7 @@
 use super::Netlink;
 use crate::error::{Error, Result};
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::IpAddr;
@@ -34,8 +34,6 @@ impl Address {
 pub struct AddrFlags {
     /// `IFA_F_NODAD`: usable at once, no IPv6 duplicate address detection.
     pub nodad: bool,
-    /// `IFA_F_NOPREFIXROUTE`: do not add the subnet route.
-    pub noprefixroute: bool,
 }
 
 fn family(ip: &IpAddr) -> AddressFamily {
@@ -59,9 +57,6 @@ pub fn address_message(index: u32, addr: IpNet, flags: AddrFlags) -> AddressMess
         f |= AddressFlags::Nodad;
         m.header.flags = AddressHeaderFlags::Nodad;
     }
-    if flags.noprefixroute {
-        f |= AddressFlags::Noprefixroute;
-    }
     m.attributes.push(AddressAttribute::Local(addr.addr()));
     m.attributes.push(AddressAttribute::Address(addr.addr()));
     if let IpNet::V4(v4) = addr {
@@ -80,13 +75,6 @@ impl Netlink {
     pub fn add_addr(&mut self, index: u32, addr: IpNet, flags: AddrFlags) -> Result<()> {
         self.request(RouteNetlinkMessage::NewAddress(address_message(index, addr, flags)), NLM_F_CREATE | NLM_F_EXCL, &|| {
             format!("adding address {addr} to link #{index}")
-        })
-    }
-
-    /// Adds or updates an address.
-    pub fn replace_addr(&mut self, index: u32, addr: IpNet, flags: AddrFlags) -> Result<()> {
-        self.request(RouteNetlinkMessage::NewAddress(address_message(index, addr, flags)), NLM_F_CREATE | NLM_F_REPLACE, &|| {
-            format!("setting address {addr} on link #{index}")
         })
     }
 
@@ -147,7 +135,7 @@ mod tests {
         assert_eq!(m.header.prefix_len, 24);
         let m = address_message(3, "10.1.2.3/31".parse().unwrap(), AddrFlags::default());
         assert!(!m.attributes.iter().any(|a| matches!(a, AddressAttribute::Broadcast(_))));
-        let m = address_message(3, "fd00::2/64".parse().unwrap(), AddrFlags { nodad: true, noprefixroute: false });
+        let m = address_message(3, "fd00::2/64".parse().unwrap(), AddrFlags { nodad: true });
         assert!(m.header.flags.contains(AddressHeaderFlags::Nodad));
         assert!(m.attributes.contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
         let mut buf = vec![0u8; m.buffer_len()];

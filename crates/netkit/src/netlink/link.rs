@@ -42,6 +42,20 @@ pub struct Link {
 }
 
 impl Link {
+    /// The peer of a veth: its index and, when it lives in another namespace, that namespace's
+    /// id as seen from the namespace this link was read in.
+    pub fn veth_peer(&self) -> Result<(u32, Option<i32>)> {
+        if self.kind.as_deref() != Some("veth") {
+            return Err(Error::msg(format!("finding the peer of link {}", self.name), "not a veth"));
+        }
+        match self.link {
+            Some(p) if p != 0 => Ok((p, self.link_netnsid)),
+            _ => Err(Error::msg(format!("finding the peer of link {}", self.name), "the kernel reports no peer")),
+        }
+    }
+}
+
+impl Link {
     /// The MAC as `aa:bb:cc:dd:ee:ff`.
     pub fn mac_string(&self) -> String {
         format_mac(&self.mac)
@@ -490,19 +504,6 @@ impl Netlink {
             }
         }
         Ok(out)
-    }
-
-    /// The peer of a veth: its index and, when it lives in another namespace, that namespace's
-    /// id as seen from this socket's namespace.
-    pub fn veth_peer(&mut self, index: u32) -> Result<(u32, Option<i32>)> {
-        let l = self.link_by_index(index)?;
-        if l.kind.as_deref() != Some("veth") {
-            return Err(Error::msg(format!("finding the peer of link {}", l.name), "not a veth"));
-        }
-        match l.link {
-            Some(p) if p != 0 => Ok((p, l.link_netnsid)),
-            _ => Err(Error::msg(format!("finding the peer of link {}", l.name), "the kernel reports no peer")),
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use super::Netlink;
 use crate::error::Result;
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
@@ -225,11 +225,6 @@ impl Netlink {
     /// Adds a route, or another path to the same destination (Go's `RouteAddEcmp`).
     pub fn append_route(&mut self, r: &RouteSpec) -> Result<()> {
         self.request(RouteNetlinkMessage::NewRoute(r.message()), NLM_F_CREATE | NLM_F_APPEND, &|| describe("adding", r))
-    }
-
-    /// Adds or replaces a route.
-    pub fn replace_route(&mut self, r: &RouteSpec) -> Result<()> {
-        self.request(RouteNetlinkMessage::NewRoute(r.message()), NLM_F_CREATE | NLM_F_REPLACE, &|| describe("setting", r))
     }
 
     pub fn del_route(&mut self, r: &RouteSpec) -> Result<()> {
