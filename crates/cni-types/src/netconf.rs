@@ -60,11 +60,6 @@ impl NetConf {
         }
     }
 
-    /// GC's valid attachments, from whichever of the two keys carries them.
-    pub fn gc_valid_attachments(&self) -> Option<&[GcAttachment]> {
-        self.valid_attachments.as_deref().or(self.attachments_legacy.as_deref())
-    }
-
     /// `args.cni.<key>`, if present.
     pub fn args_cni(&self, key: &str) -> Option<&Value> {
         self.args.as_ref()?.get("cni")?.get(key)
@@ -105,7 +100,7 @@ mod tests {
         assert_eq!(prev.version(), "1.1.0", "missing version takes the config's");
         assert_eq!(c.runtime_config.mac, "aa:bb:cc:dd:ee:ff");
         assert_eq!(c.args_cni("ips"), Some(&json!(["10.0.0.9"])));
-        assert_eq!(c.gc_valid_attachments().unwrap()[0].container_id, "c");
+        assert_eq!(c.valid_attachments.as_ref().or(c.attachments_legacy.as_ref()).unwrap()[0].container_id, "c");
     }
 
     #[test]

@@ -382,7 +382,7 @@ fn load(args: &CmdArgs, verb: Verb) -> Result<Plan, CniError> {
         Some(q) => return Err(invalid(format!("invalid txQLen {q}"))),
     };
     let prev = args.prev_result(&c.net)?.ok_or_else(|| invalid("Required prevResult missing"))?;
-    let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+    let data_dir = data_dir(c.data_dir);
     Ok(Plan { network: c.net.name.clone(), data_dir, sysctls: resolved, mac, promisc, mtu, allmulti, txqlen, prev })
 }
 
@@ -393,6 +393,11 @@ struct GcConf {
     net: NetConf,
     #[serde(rename = "dataDir", default)]
     data_dir: Option<String>,
+}
+
+/// `dataDir`, or its default when absent or empty.
+fn data_dir(configured: Option<String>) -> PathBuf {
+    PathBuf::from(configured.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()))
 }
 
 fn backup_file(data_dir: &Path, args: &CmdArgs) -> PathBuf {
@@ -546,7 +551,8 @@ impl Plugin for Tuning {
         let (orig, index) = originals(&ns, &mut nl, &args.ifname, &p)?;
 
         let file = backup_file(&p.data_dir, args);
-        let earlier = std::fs::read(&file).ok();
+        // (a backup is only written, and so only read and restored, when something changes)
+        let earlier = if orig.is_empty() { None } else { std::fs::read(&file).ok() };
         if !orig.is_empty() {
             let older = earlier.as_deref().and_then(|b| serde_json::from_slice::<Backup>(b).ok()).unwrap_or_default();
             let owner = BackupOwner { network: p.network.clone(), container_id: args.container_id.clone(), ifname: args.ifname.clone() };
@@ -583,7 +589,7 @@ impl Plugin for Tuning {
             data_dir: Option<String>,
         }
         let c: DelConf = args.conf()?;
-        let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let data_dir = data_dir(c.data_dir);
         let file = backup_file(&data_dir, args);
         let Ok(data) = std::fs::read(&file) else {
             // no backup; perhaps the temporary file of an ADD killed while writing it
@@ -603,7 +609,7 @@ impl Plugin for Tuning {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: GcConf = args.conf()?;
         let Some(valid) = args.valid_attachments()? else { return Ok(()) };
-        let data_dir = PathBuf::from(c.data_dir.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+        let data_dir = data_dir(c.data_dir);
         let entries = match std::fs::read_dir(&data_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
