@@ -1,6 +1,6 @@
 //! The nftables layer against the kernel (netsandbox only), read back with `nft`.
 
-use netkit::nft::{m, BaseChain, Batch, Element, Expr, Family, HookPoint, Nft, SetSpec, Verdict};
+use netkit::nft::{m, BaseChain, Batch, Client, Element, Expr, Family, HookPoint, Nft, SetSpec, Verdict};
 use rcni_tests::{require_netsandbox, run, run_ok};
 
 const T: &str = "rcni_t1";

@@ -16,7 +16,7 @@
 
 use crate::error::Result;
 use crate::nft::{
-    ifname_bytes, m, BaseChain, Batch, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, Nft, SetSpec, Verdict,
+    ifname_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, SetSpec, Verdict,
 };
 use crate::owner::Owner;
 use std::net::IpAddr;
@@ -114,10 +114,10 @@ fn iso_rules(b: &mut Batch, bridge: &str, policy: Ingress) {
 }
 
 /// Accepts forwarded traffic from `addrs` and replies to them; applies `policy` to `bridge`.
-pub fn setup(nft: &mut Nft, owner: &Owner, bridge: &str, addrs: &[IpAddr], policy: Ingress) -> Result<()> {
+pub fn setup(nft: &mut dyn Client, owner: &Owner, bridge: &str, addrs: &[IpAddr], policy: Ingress) -> Result<()> {
     let iso_needed = policy != Ingress::Open && !bridge.is_empty();
     // the bridge's `iso_br` element comes and goes in the same batches as its isolation rules
-    let has_iso = |nft: &mut Nft| -> Result<bool> { Ok(nft.get_element(FAM, TABLE, ISO_SET, &ifname_bytes(bridge))?.is_some()) };
+    let has_iso = |nft: &mut dyn Client| -> Result<bool> { Ok(nft.get_element(FAM, TABLE, ISO_SET, &ifname_bytes(bridge))?.is_some()) };
     let c = comment(owner, bridge);
     let elements = |b: &mut Batch| {
         for ip in addrs {
@@ -164,7 +164,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, bridge: &str, addrs: &[IpAddr], polic
 /// Removes the attachment's addresses (direct lookups with `hint`, else a scan), and the
 /// isolation rules of its bridge when it was the bridge's last container. Returns whether
 /// anything was deleted.
-pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
+pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     let mut mine: Vec<(String, ElementInfo)> = Vec::new();
     for ip in hint {
         if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))? {
@@ -189,7 +189,7 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
 
 /// Deletes `doomed` (set, element) in one batch, with the isolation rules of every bridge that
 /// keeps no other container.
-fn remove(nft: &mut Nft, doomed: &[(String, ElementInfo)]) -> Result<()> {
+fn remove(nft: &mut dyn Client, doomed: &[(String, ElementInfo)]) -> Result<()> {
     let mut b = Batch::new();
     let mut bridges: Vec<String> = Vec::new();
     for (set, e) in doomed {
@@ -230,7 +230,7 @@ fn remove(nft: &mut Nft, doomed: &[(String, ElementInfo)]) -> Result<()> {
 /// GC: removes the addresses of `network`'s attachments whose owner tag is not in `valid`
 /// (and isolation rules left without a container). Elements of other networks, and any
 /// element without rcni's comment, stay. Returns how many addresses were removed.
-pub fn gc(nft: &mut Nft, network: &str, valid: &std::collections::HashSet<String>) -> Result<usize> {
+pub fn gc(nft: &mut dyn Client, network: &str, valid: &std::collections::HashSet<String>) -> Result<usize> {
     let mut doomed: Vec<(String, ElementInfo)> = Vec::new();
     for set in ["c4", "c6"] {
         for e in nft.elements(FAM, TABLE, set)? {
@@ -253,7 +253,7 @@ pub fn gc(nft: &mut Nft, network: &str, valid: &std::collections::HashSet<String
 }
 
 /// The addresses of `addrs` not accepted for `owner` (for CHECK).
-pub fn missing(nft: &mut Nft, owner: &Owner, addrs: &[IpAddr]) -> Result<Vec<IpAddr>> {
+pub fn missing(nft: &mut dyn Client, owner: &Owner, addrs: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for ip in addrs {
         let e = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))?;

@@ -8,7 +8,7 @@
 //! own elements. GC removes the network's elements whose owner is not a valid attachment.
 
 use crate::error::Result;
-use crate::nft::{m, BaseChain, Batch, Element, ElementInfo, Expr, Family, HookPoint, Nft, SetSpec, Verdict};
+use crate::nft::{m, BaseChain, Batch, Client, Element, ElementInfo, Expr, Family, HookPoint, SetSpec, Verdict};
 use crate::owner::{is_stale, network_id, Owner};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -75,7 +75,7 @@ fn network_batch(n: &str, network: &str, b: &mut Batch) {
 /// Masquerades traffic from `addrs` (the attachment's addresses with their prefixes) leaving
 /// their subnets. Idempotent for the same owner; an address still recorded for another owner
 /// (a leak after a crash) is taken over.
-pub fn setup(nft: &mut Nft, owner: &Owner, addrs: &[IpNet]) -> Result<bool> {
+pub fn setup(nft: &mut dyn Client, owner: &Owner, addrs: &[IpNet]) -> Result<bool> {
     if addrs.is_empty() {
         return Ok(false);
     }
@@ -121,7 +121,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, addrs: &[IpNet]) -> Result<bool> {
     Ok(true)
 }
 
-fn present(nft: &mut Nft, set: &str, ips: &[IpAddr]) -> Result<Vec<ElementInfo>> {
+fn present(nft: &mut dyn Client, set: &str, ips: &[IpAddr]) -> Result<Vec<ElementInfo>> {
     let mut out = Vec::new();
     for ip in ips {
         if let Some(e) = nft.get_element(FAM, TABLE, set, &crate::nft::ip_bytes(*ip))? {
@@ -134,7 +134,7 @@ fn present(nft: &mut Nft, set: &str, ips: &[IpAddr]) -> Result<Vec<ElementInfo>>
 /// Removes the attachment's masquerade: the set elements it owns. `hint` (its addresses from
 /// prevResult) makes this a direct lookup; without it the network's sets are scanned. Returns
 /// whether anything was deleted (the caller should then close the socket in the background).
-pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
+pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     let n = network_id(&owner.network);
     let mut b = Batch::new();
     for (set, v6) in sets(&n) {
@@ -156,7 +156,7 @@ pub fn teardown(nft: &mut Nft, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
 
 /// GC: removes the set elements of `network` whose owner's tag is not in `valid_tags`, in one
 /// batch. Returns how many were removed.
-pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
+pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
     let n = network_id(network);
     let mut b = Batch::new();
     let mut count = 0;
@@ -175,7 +175,7 @@ pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<
 }
 
 /// The addresses an owner has masqueraded (for CHECK).
-pub fn owned_addresses(nft: &mut Nft, owner: &Owner) -> Result<Vec<Vec<u8>>> {
+pub fn owned_addresses(nft: &mut dyn Client, owner: &Owner) -> Result<Vec<Vec<u8>>> {
     let n = network_id(&owner.network);
     let mut out = Vec::new();
     for (set, _) in sets(&n) {

@@ -21,7 +21,7 @@
 
 use crate::error::Result;
 use crate::nft::{
-    datatype, ip_bytes, m, BaseChain, Batch, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, SetSpec,
+    datatype, ip_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, PayloadBase, SetSpec,
     Verdict,
 };
 use crate::owner::{is_stale, network_id, Owner};
@@ -262,7 +262,7 @@ fn element_batch(b: &mut Batch, n: &str, g: &str, owner: &Owner, subnets: &[IpNe
 /// masquerade). An element of another owner with the same host port, protocol and host IP (a
 /// leak after a crash, or a conflict the runtime did not catch) is taken over: the last ADD wins.
 /// Returns the owners whose mappings were taken over.
-pub fn setup(nft: &mut Nft, owner: &Owner, s: &Settings, subnets: &[IpNet], maps: &[Mapping]) -> Result<Vec<String>> {
+pub fn setup(nft: &mut dyn Client, owner: &Owner, s: &Settings, subnets: &[IpNet], maps: &[Mapping]) -> Result<Vec<String>> {
     if maps.is_empty() {
         return Ok(Vec::new());
     }
@@ -310,7 +310,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, s: &Settings, subnets: &[IpNet], maps
     Ok(taken)
 }
 
-fn network_maps(nft: &mut Nft, n: &str) -> Result<Vec<String>> {
+fn network_maps(nft: &mut dyn Client, n: &str) -> Result<Vec<String>> {
     let mut v = nft.sets(FAM, TABLE)?;
     v.retain(|s| {
         ["h4_", "w4_", "h6_", "w6_"].iter().any(|p| s.strip_prefix(p).and_then(|r| r.strip_prefix(n)).is_some_and(|r| r.starts_with('_')))
@@ -321,7 +321,7 @@ fn network_maps(nft: &mut Nft, n: &str) -> Result<Vec<String>> {
 /// Removes every mapping `owner` has (in any generation). `hint` (the mappings the runtime
 /// passes on DEL) makes it a direct lookup in the current generation; without it, or when the
 /// hint finds nothing, the network's maps are scanned. Returns whether anything was deleted.
-pub fn teardown(nft: &mut Nft, owner: &Owner, s: &Settings, hint: &[Mapping]) -> Result<bool> {
+pub fn teardown(nft: &mut dyn Client, owner: &Owner, s: &Settings, hint: &[Mapping]) -> Result<bool> {
     let (n, g) = (network_id(&owner.network), s.generation());
     let mut b = Batch::new();
     for mp in hint {
@@ -371,7 +371,7 @@ pub struct GcReport {
 /// jump and masquerade rules, its maps): one batch for the elements, then one for the old
 /// generations (so a failure there does not keep the elements). Other networks' objects and elements
 /// without an rcni owner comment of this network are never touched.
-pub fn gc(nft: &mut Nft, network: &str, current: &Settings, valid_tags: &HashSet<String>) -> Result<GcReport> {
+pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &HashSet<String>) -> Result<GcReport> {
     let (n, cur) = (network_id(network), current.generation());
     let mut b = Batch::new();
     let mut report = GcReport::default();
@@ -416,7 +416,7 @@ pub fn gc(nft: &mut Nft, network: &str, current: &Settings, valid_tags: &HashSet
 }
 
 /// The mappings of `maps` that are not published for `owner` (for CHECK).
-pub fn missing(nft: &mut Nft, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
+pub fn missing(nft: &mut dyn Client, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
     let (n, g) = (network_id(&owner.network), s.generation());
     let mut out = Vec::new();
     for mp in maps {

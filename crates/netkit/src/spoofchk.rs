@@ -4,7 +4,7 @@
 //! attachments of the network).
 
 use crate::error::Result;
-use crate::nft::{ifname_bytes, BaseChain, Batch, CmpOp, Expr, Family, HookPoint, MetaKind, Nft, PayloadBase, Verdict};
+use crate::nft::{ifname_bytes, BaseChain, Batch, Client, CmpOp, Expr, Family, HookPoint, MetaKind, PayloadBase, Verdict};
 use crate::owner::{is_stale, Owner};
 use std::collections::HashSet;
 
@@ -13,7 +13,7 @@ const CHAIN: &str = "prerouting";
 const FAM: Family = Family::Bridge;
 
 /// Drops frames from `host_veth` whose source MAC is not `mac`.
-pub fn setup(nft: &mut Nft, owner: &Owner, host_veth: &str, mac: [u8; 6]) -> Result<()> {
+pub fn setup(nft: &mut dyn Client, owner: &Owner, host_veth: &str, mac: [u8; 6]) -> Result<()> {
     let base = BaseChain { kind: "filter", hook: HookPoint::Prerouting, priority: -300, accept: true };
     let rule = [
         Expr::Meta { key: MetaKind::Iifname, reg: 1 },
@@ -29,7 +29,7 @@ pub fn setup(nft: &mut Nft, owner: &Owner, host_veth: &str, mac: [u8; 6]) -> Res
 }
 
 /// Removes the attachment's rules; returns whether anything was deleted.
-pub fn teardown(nft: &mut Nft, owner: &Owner) -> Result<bool> {
+pub fn teardown(nft: &mut dyn Client, owner: &Owner) -> Result<bool> {
     let mut b = Batch::new();
     for r in nft.rules(FAM, TABLE, CHAIN)? {
         if owner.owns(r.comment.as_deref()) {
@@ -45,7 +45,7 @@ pub fn teardown(nft: &mut Nft, owner: &Owner) -> Result<bool> {
 
 /// GC: removes the rules of `network` whose owner's tag is not in `valid_tags`, in one batch.
 /// Returns how many were removed.
-pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
+pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
     let mut b = Batch::new();
     let mut count = 0;
     for r in nft.rules(FAM, TABLE, CHAIN)? {
@@ -59,6 +59,6 @@ pub fn gc(nft: &mut Nft, network: &str, valid_tags: &HashSet<String>) -> Result<
 }
 
 /// Whether the attachment's rule is present (for CHECK).
-pub fn present(nft: &mut Nft, owner: &Owner) -> Result<bool> {
+pub fn present(nft: &mut dyn Client, owner: &Owner) -> Result<bool> {
     Ok(nft.rules(FAM, TABLE, CHAIN)?.iter().any(|r| owner.owns(r.comment.as_deref())))
 }

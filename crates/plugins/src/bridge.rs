@@ -295,16 +295,12 @@ struct Undo {
 impl Undo {
     fn run(self, args: &CmdArgs, s: &Setup, host: &mut Netlink) {
         let o = owner(args, s);
-        let mut deleted = false;
         if let Ok(mut nft) = Nft::new() {
             if self.masq {
-                deleted |= masq::teardown(&mut nft, &o, &[]).unwrap_or(false);
+                let _ = masq::teardown(&mut nft, &o, &[]);
             }
             if self.spoofchk {
-                deleted |= spoofchk::teardown(&mut nft, &o).unwrap_or(false);
-            }
-            if deleted {
-                nft.close_in_background();
+                let _ = spoofchk::teardown(&mut nft, &o);
             }
         }
         if let Some(idx) = self.host_veth {
@@ -415,9 +411,7 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
             let mut nft = Nft::new().map_err(kernel)?;
             undo.masq = true;
             let addrs: Vec<IpNet> = result.ips.iter().map(|i| i.address).collect();
-            if masq::setup(&mut nft, &owner(args, s), &addrs).map_err(kernel)? {
-                nft.close_in_background();
-            }
+            masq::setup(&mut nft, &owner(args, s), &addrs).map_err(kernel)?;
         }
     } else if !s.c.disable_container_interface {
         cont.set_up(pair.container.index, true).map_err(kernel)?;
@@ -493,13 +487,9 @@ impl Plugin for Bridge {
         // 1. firewall objects first: the addresses are still ours until IPAM releases them
         let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
         let mut nft = Nft::new().map_err(kernel)?;
-        let mut deleted = masq::teardown(&mut nft, &o, &hint).map_err(kernel)?;
-        deleted |= spoofchk::teardown(&mut nft, &o).map_err(kernel)?;
-        if deleted {
-            nft.close_in_background();
-        } else {
-            drop(nft);
-        }
+        masq::teardown(&mut nft, &o, &hint).map_err(kernel)?;
+        spoofchk::teardown(&mut nft, &o).map_err(kernel)?;
+        drop(nft);
         // 2. the veth: through its host end when prevResult names it (no namespace switch), else
         //    by name inside the container; gone is fine
         let mut host = Netlink::new().map_err(kernel)?;
@@ -602,12 +592,9 @@ impl Plugin for Bridge {
 pub(crate) fn gc_masq(network: &str, valid: &Attachments, failures: &mut Failures, spoof_check: bool) {
     let tags = valid_tags(network, valid);
     let Some(mut nft) = failures.note("opening nftables", Nft::new()) else { return };
-    let mut removed = failures.note("masquerade GC", masq::gc(&mut nft, network, &tags)).unwrap_or(0);
+    failures.note("masquerade GC", masq::gc(&mut nft, network, &tags));
     if spoof_check {
-        removed += failures.note("spoof check GC", spoofchk::gc(&mut nft, network, &tags)).unwrap_or(0);
-    }
-    if removed > 0 {
-        nft.close_in_background();
+        failures.note("spoof check GC", spoofchk::gc(&mut nft, network, &tags));
     }
 }
 

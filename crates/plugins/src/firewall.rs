@@ -129,9 +129,7 @@ impl Plugin for Firewall {
             return Ok(());
         }
         let mut nft = Nft::new().map_err(kernel)?;
-        if netkit::firewall::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)? {
-            nft.close_in_background();
-        }
+        netkit::firewall::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)?;
         Ok(())
     }
 
@@ -146,9 +144,7 @@ impl Plugin for Firewall {
         }
         let tags = netkit::owner::valid_tags(&c.net.name, &valid);
         let mut nft = Nft::new().map_err(kernel)?;
-        if netkit::firewall::gc(&mut nft, &c.net.name, &tags).map_err(kernel)? > 0 {
-            nft.close_in_background();
-        }
+        netkit::firewall::gc(&mut nft, &c.net.name, &tags).map_err(kernel)?;
         Ok(())
     }
 

@@ -246,9 +246,7 @@ impl Plugin for Portmap {
         })();
         if let Err(e) = done {
             // undo our own elements: the ADD failed
-            if netkit::portmap::teardown(&mut nft, &o, &s, &maps).unwrap_or(false) {
-                nft.close_in_background();
-            }
+            let _ = netkit::portmap::teardown(&mut nft, &o, &s, &maps);
             return Err(e);
         }
         Ok(prev_raw)
@@ -262,11 +260,8 @@ impl Plugin for Portmap {
         let (v4, v6) = prev.as_ref().map(|p| container_addrs(p, &args.ifname)).unwrap_or_default();
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();
         let mut nft = Nft::new().map_err(kernel)?;
-        let deleted = netkit::portmap::teardown(&mut nft, &owner(args, &c), &s, &hint).map_err(kernel)?;
+        netkit::portmap::teardown(&mut nft, &owner(args, &c), &s, &hint).map_err(kernel)?;
         flush_udp(&mut nft, &hint)?;
-        if deleted {
-            nft.close_in_background();
-        }
         Ok(())
     }
 
@@ -277,10 +272,7 @@ impl Plugin for Portmap {
         let s = settings(&c).unwrap_or_default();
         let tags = valid_tags(&c.net.name, &valid);
         let mut nft = Nft::new().map_err(kernel)?;
-        let report = netkit::portmap::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
-        if report != Default::default() {
-            nft.close_in_background();
-        }
+        netkit::portmap::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
         Ok(())
     }
 

@@ -127,9 +127,7 @@ fn add(args: &CmdArgs, c: &Conf, ipam: &str, undo: &mut Undo, host: &mut Netlink
         let mut nft = Nft::new().map_err(kernel)?;
         undo.masq = true;
         let addrs: Vec<IpNet> = result.ips.iter().map(|i| i.address).collect();
-        if masq::setup(&mut nft, &Owner::new(&c.net.name, &args.container_id, &args.ifname), &addrs).map_err(kernel)? {
-            nft.close_in_background();
-        }
+        masq::setup(&mut nft, &Owner::new(&c.net.name, &args.container_id, &args.ifname), &addrs).map_err(kernel)?;
     }
     if !c.net.dns.is_empty() {
         result.dns = c.net.dns.clone();
@@ -148,9 +146,7 @@ impl Plugin for Ptp {
             Err(e) => {
                 if undo.masq {
                     if let Ok(mut nft) = Nft::new() {
-                        if masq::teardown(&mut nft, &Owner::new(&c.net.name, &args.container_id, &args.ifname), &[]).unwrap_or(false) {
-                            nft.close_in_background();
-                        }
+                        let _ = masq::teardown(&mut nft, &Owner::new(&c.net.name, &args.container_id, &args.ifname), &[]);
                     }
                 }
                 if let Some(i) = undo.host_veth {
@@ -170,9 +166,7 @@ impl Plugin for Ptp {
         let prev = args.prev_result(&c.net).ok().flatten().and_then(|p| p.to_current().ok());
         let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
         let mut nft = Nft::new().map_err(kernel)?;
-        if masq::teardown(&mut nft, &owner, &hint).map_err(kernel)? {
-            nft.close_in_background();
-        }
+        masq::teardown(&mut nft, &owner, &hint).map_err(kernel)?;
         let mut host = Netlink::new().map_err(kernel)?;
         let host_end = prev.as_ref().and_then(|p| p.interfaces.first()).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
         remove_veth(&mut host, host_end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname).map_err(kernel)?;
