@@ -74,3 +74,266 @@ fn masquerade_layout_is_what_nft_shows() {
     assert!(!run_ok("nft", &["list", "set", "inet", T, "masq4_net1"]).contains("10.88.0.2"));
     let _ = run("nft", &["delete", "table", "inet", T]);
 }
+
+/// The kernel (inside a namespace of its own, so no other test's tables are there) and the
+/// in-memory fake side by side: every layout operation runs on both, must succeed or fail
+/// alike (same errno), and afterwards every read the layouts make must agree.
+mod fake_agrees_with_the_kernel {
+    use netkit::masq;
+    use netkit::nft::{BaseChain, Batch, Client, Element, Expr, FakeNft, Family, HookPoint, Nft, SetSpec};
+    use netkit::owner::{valid_tags, Owner};
+    use plugins::bridge::spoofchk;
+    use plugins::firewall::{nftables as firewall, Ingress};
+    use plugins::portmap::layout::{self as portmap, Mapping, Settings};
+    use rcni_tests::{in_ns, require_netsandbox, TestNetns};
+    use std::fmt::Debug;
+
+    struct Pair {
+        kernel: Nft,
+        fake: FakeNft,
+        _ns: TestNetns,
+    }
+
+    impl Pair {
+        fn new(name: &str) -> Self {
+            require_netsandbox();
+            let ns = TestNetns::new(name);
+            let kernel = in_ns(&ns.name, Nft::new).unwrap();
+            Pair { kernel, fake: FakeNft::new(), _ns: ns }
+        }
+
+        /// Runs `f` on both; the outcomes must match (values, or the errno of the error).
+        fn both<T: PartialEq + Debug>(&mut self, what: &str, f: impl Fn(&mut dyn Client) -> netkit::Result<T>) -> Option<T> {
+            let k = f(&mut self.kernel);
+            let s = f(&mut self.fake);
+            match (k, s) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a, b, "{what}: kernel and fake return different values");
+                    self.same(what);
+                    Some(a)
+                }
+                (Err(a), Err(b)) => {
+                    assert_eq!(a.errno(), b.errno(), "{what}: kernel failed with {a}, fake with {b}");
+                    self.same(what);
+                    None
+                }
+                (k, s) => panic!("{what}: kernel {k:?}, fake {s:?}\nfake state:\n{}", self.fake.ruleset()),
+            }
+        }
+
+        /// Every read of every table the fake knows agrees with the kernel's (elements in key order:
+        /// set dumps have no order).
+        fn same(&mut self, what: &str) {
+            for (family, table) in [
+                (Family::Inet, masq::TABLE),
+                (Family::Bridge, spoofchk::TABLE),
+                (Family::Inet, portmap::TABLE),
+                (Family::Inet, firewall::TABLE),
+            ] {
+                let ks = self.kernel.sets(family, table).unwrap();
+                assert_eq!(ks, self.fake.sets(family, table).unwrap(), "{what}: sets of {table}");
+                for set in ks {
+                    let mut k = self.kernel.elements(family, table, &set).unwrap();
+                    let mut f = self.fake.elements(family, table, &set).unwrap();
+                    k.sort_by(|a, b| a.key.cmp(&b.key));
+                    f.sort_by(|a, b| a.key.cmp(&b.key));
+                    assert_eq!(k, f, "{what}: elements of {table}/{set}");
+                }
+                for chain in self.fake.chains(family, table) {
+                    let k = self.kernel.rules(family, table, &chain).unwrap();
+                    assert_eq!(k, self.fake.rules(family, table, &chain).unwrap(), "{what}: rules of {table}/{chain}");
+                }
+            }
+        }
+    }
+
+    fn o(net: &str, id: &str) -> Owner {
+        Owner::new(net, id, "eth0")
+    }
+
+    #[test]
+    #[ignore = "needs the netsandbox: run scripts/test"]
+    fn masquerade_and_spoof_check() {
+        let mut p = Pair::new("rcni-nftdiff-masq");
+        let n = |s: &str| -> ipnet::IpNet { s.parse().unwrap() };
+        p.both("masq ADD c1", |c| masq::setup(c, &o("net1", "c1"), &[n("10.251.0.2/24"), n("fd00:251::2/64")]));
+        p.both("masq ADD c2", |c| masq::setup(c, &o("net1", "c2"), &[n("10.251.0.3/24")]));
+        p.both("masq ADD c1 again", |c| masq::setup(c, &o("net1", "c1"), &[n("10.251.0.2/24"), n("fd00:251::2/64")]));
+        p.both("masq take-over", |c| masq::setup(c, &o("net1", "c3"), &[n("10.251.0.3/24")]));
+        p.both("masq ADD net2", |c| masq::setup(c, &o("net2", "c1"), &[n("10.252.0.2/16")]));
+        p.both("masq DEL c1 by hint", |c| {
+            masq::teardown(c, &o("net1", "c1"), &["10.251.0.2".parse().unwrap(), "fd00:251::2".parse().unwrap()])
+        });
+        p.both("masq DEL c2 by scan", |c| masq::teardown(c, &o("net1", "c2"), &[]));
+        p.both("masq GC", |c| masq::gc(c, "net1", &valid_tags("net1", &[])));
+        p.both("masq owned", |c| masq::owned_addresses(c, &o("net2", "c1")));
+        let mac = [2, 0, 0, 0, 0, 1];
+        p.both("spoofchk ADD", |c| spoofchk::setup(c, &o("net1", "c1"), "vethdiff1", mac));
+        p.both("spoofchk ADD 2", |c| spoofchk::setup(c, &o("net1", "c2"), "vethdiff2", mac));
+        p.both("spoofchk DEL", |c| spoofchk::teardown(c, &o("net1", "c1")));
+        p.both("spoofchk GC", |c| spoofchk::gc(c, "net1", &valid_tags("net1", &[])));
+    }
+
+    #[test]
+    #[ignore = "needs the netsandbox: run scripts/test"]
+    fn portmap_generations_and_firewall_isolation() {
+        let mut p = Pair::new("rcni-nftdiff-pm");
+        let m = |proto: u8, hp: u16, hip: Option<&str>, d: &str, dp: u16| Mapping {
+            proto,
+            host_port: hp,
+            host_ip: hip.map(|h| h.parse().unwrap()),
+            dest: d.parse().unwrap(),
+            dest_port: dp,
+        };
+        let sub = |s: &str| -> Vec<ipnet::IpNet> { vec![s.parse().unwrap()] };
+        let s1 = Settings::default();
+        let s2 = Settings { mark_bit: 15, masq_all: true, ..Settings::default() };
+        p.both("portmap ADD c1", |c| {
+            portmap::setup(
+                c,
+                &o("pm", "c1"),
+                &s1,
+                &sub("10.253.0.2/24"),
+                &[m(6, 8080, None, "10.253.0.2", 80), m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)],
+            )
+        });
+        p.both("portmap ADD c2 v6", |c| {
+            portmap::setup(c, &o("pm", "c2"), &s1, &sub("fd00:253::3/64"), &[m(6, 8081, None, "fd00:253::3", 80)])
+        });
+        p.both("portmap take-over", |c| {
+            portmap::setup(c, &o("pm", "c3"), &s1, &sub("10.253.0.4/24"), &[m(6, 8080, None, "10.253.0.4", 80)])
+        });
+        p.both("portmap new generation", |c| {
+            portmap::setup(c, &o("pm", "c4"), &s2, &sub("10.253.0.5/24"), &[m(132, 9000, None, "10.253.0.5", 9)])
+        });
+        p.both("portmap DEL c1 by hint", |c| portmap::teardown(c, &o("pm", "c1"), &s1, &[m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)]));
+        p.both("portmap DEL c4 by scan", |c| portmap::teardown(c, &o("pm", "c4"), &s1, &[]));
+        p.both("portmap CHECK", |c| portmap::missing(c, &o("pm", "c2"), &s1, &[m(6, 8081, None, "fd00:253::3", 80)]));
+        p.both("portmap GC", |c| {
+            portmap::gc(c, "pm", &s1, &valid_tags("pm", &[("c2".into(), "eth0".into())])).map(|r| (r.elements, r.generations))
+        });
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        p.both("firewall ADD isolated", |c| firewall::setup(c, &o("fw", "c1"), "brdiff1", &[ip("10.254.0.2")], Ingress::Isolated));
+        p.both("firewall ADD same-bridge", |c| {
+            firewall::setup(c, &o("fw", "c2"), "brdiff2", &[ip("10.254.1.2"), ip("fd00:254::2")], Ingress::SameBridge)
+        });
+        p.both("firewall ADD open", |c| firewall::setup(c, &o("fw", "c3"), "brdiff3", &[ip("10.254.2.2")], Ingress::Open));
+        p.both("firewall take-over", |c| firewall::setup(c, &o("fw", "c4"), "brdiff1", &[ip("10.254.0.2")], Ingress::Isolated));
+        p.both("firewall DEL by scan", |c| firewall::teardown(c, &o("fw", "c4"), &[]));
+        p.both("firewall CHECK", |c| firewall::missing(c, &o("fw", "c2"), &[ip("10.254.1.2")]));
+        p.both("firewall GC", |c| firewall::gc(c, "fw", &valid_tags("fw", &[])));
+    }
+
+    #[test]
+    #[ignore = "needs the netsandbox: run scripts/test"]
+    fn refusals_carry_the_same_errno() {
+        let mut p = Pair::new("rcni-nftdiff-err");
+        const T: &str = "rcni_diff";
+        let f = Family::Inet;
+        let post = BaseChain { kind: "nat", hook: HookPoint::Postrouting, priority: 100, accept: true };
+        let fwd = BaseChain { kind: "filter", hook: HookPoint::Forward, priority: 0, accept: true };
+        let run = |b: Batch| move |c: &mut dyn Client| c.commit(&b);
+        let mut b = Batch::new();
+        b.add_table(f, T).add_chain(f, T, "post", Some(&post)).add_chain(f, T, "fwd", Some(&fwd)).add_chain(f, T, "x", None);
+        b.add_set(f, T, &SetSpec::addrs("s", false)).add_set(f, T, &SetSpec::prefixes("p", false));
+        b.add_rule(f, T, "post", &netkit::nft::m::addr_in_set(false, true, "s", false), Some("uses s"));
+        p.both("setup", run(b));
+        let cases: Vec<(&str, Batch)> = vec![
+            ("exclusive chain", {
+                let mut b = Batch::new();
+                b.create_chain(f, T, "x", None);
+                b
+            }),
+            ("missing table", {
+                let mut b = Batch::new();
+                b.add_chain(f, "rcni_nope", "x", None);
+                b
+            }),
+            ("missing set", {
+                let mut b = Batch::new();
+                b.add_elements(f, T, "nope", &[Element::key(vec![1, 2, 3, 4])]);
+                b
+            }),
+            ("missing element", {
+                let mut b = Batch::new();
+                b.delete_elements(f, T, "s", &[Element::key(vec![1, 2, 3, 4])]);
+                b
+            }),
+            ("key length", {
+                let mut b = Batch::new();
+                b.add_elements(f, T, "s", &[Element::key(vec![1, 2, 3])]);
+                b
+            }),
+            ("set in use", {
+                let mut b = Batch::new();
+                b.delete_set(f, T, "s");
+                b
+            }),
+            ("a jumped-to chain", {
+                let mut b = Batch::new();
+                b.add_chain(f, T, "target", None).add_rule(f, T, "x", &[Expr::Verdict(netkit::nft::Verdict::Jump("target".into()))], None);
+                b.delete_chain(f, T, "target");
+                b
+            }),
+            ("set with other properties", {
+                let mut b = Batch::new();
+                b.add_set(f, T, &SetSpec::addrs("s", true));
+                b
+            }),
+            ("missing rule", {
+                let mut b = Batch::new();
+                b.delete_rule(f, T, "post", 4242);
+                b
+            }),
+            ("masquerade under a filter hook", {
+                let mut b = Batch::new();
+                b.add_rule(f, T, "x", &[Expr::Masquerade], None).add_rule(
+                    f,
+                    T,
+                    "fwd",
+                    &[Expr::Verdict(netkit::nft::Verdict::Jump("x".into()))],
+                    None,
+                );
+                b
+            }),
+            ("jump to a base chain", {
+                let mut b = Batch::new();
+                b.add_rule(f, T, "x", &[Expr::Verdict(netkit::nft::Verdict::Jump("post".into()))], None);
+                b
+            }),
+            ("overlapping interval", {
+                let mut b = Batch::new();
+                b.add_elements(f, T, "p", &[Element::prefix("10.0.0.0/16".parse().unwrap())]).add_elements(
+                    f,
+                    T,
+                    "p",
+                    &[Element::prefix("10.0.1.0/24".parse().unwrap())],
+                );
+                b
+            }),
+            ("an aborted batch's rules use up handles", {
+                let mut b = Batch::new();
+                b.add_rule(f, T, "x", &[Expr::Counter], None).create_chain(f, T, "x", None).add_rule(f, T, "x", &[Expr::Counter], None);
+                b
+            }),
+        ];
+        for (what, b) in cases {
+            assert!(p.both(what, run(b)).is_none(), "{what}: both accepted it");
+        }
+        // a chain's own rules go with it (the kernel deletes recursively)
+        let mut b = Batch::new();
+        b.add_chain(f, T, "full", None).add_rule(f, T, "full", &[Expr::Counter], None);
+        p.both("a chain with rules", run(b));
+        let mut b = Batch::new();
+        b.delete_chain(f, T, "full");
+        p.both("deleting a chain with rules", run(b));
+        assert!(!p.fake.chains(f, T).contains(&"full".to_string()));
+        // after all those refusals, the next rule's handle is the same in both
+        let mut ok = Batch::new();
+        ok.add_rule(f, T, "x", &[Expr::Counter], Some("after"));
+        p.both("a rule after the refusals", run(ok));
+        let rules = p.kernel.rules(f, T, "x").unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules, p.fake.rules(f, T, "x").unwrap());
+    }
+}

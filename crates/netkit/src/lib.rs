@@ -1,18 +1,19 @@
-//! Kernel access for rcni's plugins: network namespaces (the one guard that enters them),
-//! rtnetlink over synchronous sockets, and sysctl — no `ip`, `sysctl` or other processes, except
-//! `iptables-save`/`iptables-restore` for the firewall's opt-in iptables backend (`iptables`).
+//! Kernel access for rcni's plugins, and the mechanisms several plugins share: network
+//! namespaces (the one guard that enters them), rtnetlink over synchronous sockets, nftables
+//! over netlink (`nft`, with an in-memory fake for tests), sysctl; owner tags on every kernel
+//! object an attachment makes (`owner`), masquerade (`masq`, bridge and ptp) and veth and
+//! interface setup (`iface`). No `ip`, `nft`, `sysctl` or other processes.
+//!
+//! A layout only one plugin uses lives with that plugin (`plugins::portmap::layout`,
+//! `plugins::firewall::{nftables, iptables}`, `plugins::bridge::spoofchk`).
 
 pub mod error;
-pub mod firewall;
 pub mod iface;
-pub mod iptables;
 pub mod masq;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod owner;
-pub mod portmap;
-pub mod spoofchk;
 pub mod sysctl;
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@
 //! own elements. GC removes the network's elements whose owner is not a valid attachment.
 
 use crate::error::Result;
-use crate::nft::{m, BaseChain, Batch, Client, Element, ElementInfo, Expr, Family, HookPoint, SetSpec, Verdict};
+use crate::nft::{ip_bytes, m, BaseChain, Batch, Client, Element, ElementInfo, Expr, Family, HookPoint, SetSpec, Verdict};
 use crate::owner::{is_stale, network_id, Owner};
 use ipnet::IpNet;
 use std::collections::HashSet;
@@ -75,21 +75,21 @@ fn network_batch(n: &str, network: &str, b: &mut Batch) {
 /// Masquerades traffic from `addrs` (the attachment's addresses with their prefixes) leaving
 /// their subnets. Idempotent for the same owner; an address still recorded for another owner
 /// (a leak after a crash) is taken over.
-pub fn setup(nft: &mut dyn Client, owner: &Owner, addrs: &[IpNet]) -> Result<bool> {
+pub fn setup(nft: &mut dyn Client, owner: &Owner, addrs: &[IpNet]) -> Result<()> {
     if addrs.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     let n = network_id(&owner.network);
     let mut fast = Batch::new();
     element_batch(&n, owner, addrs, &mut fast);
     match nft.commit(&fast) {
-        Ok(()) => return Ok(false),
+        Ok(()) => return Ok(()),
         Err(e) if e.is_not_found() => {
             let mut full = Batch::new();
             network_batch(&n, &owner.network, &mut full);
             element_batch(&n, owner, addrs, &mut full);
             match nft.commit(&full) {
-                Ok(()) => return Ok(false),
+                Ok(()) => return Ok(()),
                 Err(e) if e.is_exists() => {} // set up concurrently: fall through to the retry
                 Err(e) => return Err(e),
             }
@@ -110,21 +110,20 @@ pub fn setup(nft: &mut dyn Client, owner: &Owner, addrs: &[IpNet]) -> Result<boo
         replace.delete_elements(FAM, TABLE, &set, &stale);
         let missing: Vec<Element> = wanted
             .iter()
-            .filter(|ip| !present.iter().any(|e| e.key == crate::nft::ip_bytes(**ip) && owner.owns(e.comment.as_deref())))
+            .filter(|ip| !present.iter().any(|e| e.key == ip_bytes(**ip) && owner.owns(e.comment.as_deref())))
             .map(|ip| Element::addr(*ip).with_comment(owner.comment()))
             .collect();
         replace.create_elements(FAM, TABLE, &set, &missing);
     }
     let (_, _, d4, d6) = elements(owner, addrs);
     replace.add_elements(FAM, TABLE, &format!("d4_{n}"), &d4).add_elements(FAM, TABLE, &format!("d6_{n}"), &d6);
-    nft.commit(&replace)?;
-    Ok(true)
+    nft.commit(&replace)
 }
 
 fn present(nft: &mut dyn Client, set: &str, ips: &[IpAddr]) -> Result<Vec<ElementInfo>> {
     let mut out = Vec::new();
     for ip in ips {
-        if let Some(e) = nft.get_element(FAM, TABLE, set, &crate::nft::ip_bytes(*ip))? {
+        if let Some(e) = nft.get_element(FAM, TABLE, set, &ip_bytes(*ip))? {
             out.push(e);
         }
     }
@@ -132,8 +131,8 @@ fn present(nft: &mut dyn Client, set: &str, ips: &[IpAddr]) -> Result<Vec<Elemen
 }
 
 /// Removes the attachment's masquerade: the set elements it owns. `hint` (its addresses from
-/// prevResult) makes this a direct lookup; without it the network's sets are scanned. Returns
-/// whether anything was deleted (the caller should then close the socket in the background).
+/// prevResult) makes this a direct lookup; without it, or when the hint finds nothing of the
+/// owner's, the network's sets are scanned. Returns whether anything was deleted.
 pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     let n = network_id(&owner.network);
     let mut b = Batch::new();
@@ -182,4 +181,178 @@ pub fn owned_addresses(nft: &mut dyn Client, owner: &Owner) -> Result<Vec<Vec<u8
         out.extend(nft.elements(FAM, TABLE, &set)?.into_iter().filter(|e| owner.owns(e.comment.as_deref())).map(|e| e.key));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The layout on the in-memory nftables (`FakeNft`); `tests/tests/nft.rs` runs the same
+    //! operations on the kernel and compares.
+    use super::*;
+    use crate::nft::FakeNft;
+    use crate::owner::valid_tags;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn elems(f: &FakeNft, set: &str) -> Vec<String> {
+        f.element_texts(FAM, TABLE, set)
+    }
+
+    const C1: &str = "rcni:4896244deebc8247 net=net1 id=c1 if=eth0";
+    const C2: &str = "rcni:08921392f60f52cc net=net1 id=c2 if=eth0";
+
+    /// c1 dual-stack and c2 IPv4 on network net1.
+    fn two_containers() -> FakeNft {
+        let mut f = FakeNft::new();
+        setup(&mut f, &Owner::new("net1", "c1", "eth0"), &[net("10.1.0.2/24"), net("fd00:1::2/64")]).unwrap();
+        setup(&mut f, &Owner::new("net1", "c2", "eth0"), &[net("10.1.0.3/24")]).unwrap();
+        f
+    }
+
+    #[test]
+    fn first_add_sets_the_network_up_later_ones_add_elements() {
+        let f = two_containers();
+        assert_eq!(
+            f.log()[0],
+            format!(
+                "add table inet rcni
+add chain inet rcni postrouting {{ type nat hook postrouting priority 100; policy accept; }}
+add set inet rcni m4_net1 {{ type ipv4_addr; }}
+add set inet rcni m6_net1 {{ type ipv6_addr; }}
+add set inet rcni d4_net1 {{ type ipv4_addr; flags interval; }}
+add set inet rcni d6_net1 {{ type ipv6_addr; flags interval; }}
+create chain inet rcni masq_net1
+add rule inet rcni masq_net1 meta nfproto ipv4 ip daddr @d4_net1 return
+add rule inet rcni masq_net1 meta nfproto ipv4 ip daddr 224.0.0.0/4 return
+add rule inet rcni masq_net1 meta nfproto ipv6 ip6 daddr @d6_net1 return
+add rule inet rcni masq_net1 meta nfproto ipv6 ip6 daddr ff00::/8 return
+add rule inet rcni masq_net1 masquerade comment \"rcni masquerade net=net1\"
+add rule inet rcni postrouting meta nfproto ipv4 ip saddr @m4_net1 goto masq_net1 comment \"rcni masq net=net1\"
+add rule inet rcni postrouting meta nfproto ipv6 ip6 saddr @m6_net1 goto masq_net1 comment \"rcni masq net=net1\"
+create element inet rcni m4_net1 {{ 10.1.0.2 comment \"{C1}\" }}
+create element inet rcni m6_net1 {{ fd00:1::2 comment \"{C1}\" }}
+add element inet rcni d4_net1 {{ 10.1.0.0/24 }}
+add element inet rcni d6_net1 {{ fd00:1::/64 }}
+"
+            )
+        );
+        // the second container touches no rule: one batch, elements only
+        assert_eq!(
+            f.log()[1],
+            format!("create element inet rcni m4_net1 {{ 10.1.0.3 comment \"{C2}\" }}\nadd element inet rcni d4_net1 {{ 10.1.0.0/24 }}\n")
+        );
+        assert_eq!(f.log().len(), 2);
+        assert_eq!(elems(&f, "m4_net1"), [format!("10.1.0.2 comment \"{C1}\""), format!("10.1.0.3 comment \"{C2}\"")]);
+    }
+
+    #[test]
+    fn a_repeated_add_changes_nothing() {
+        let mut f = two_containers();
+        let before = f.ruleset();
+        setup(&mut f, &Owner::new("net1", "c1", "eth0"), &[net("10.1.0.2/24"), net("fd00:1::2/64")]).unwrap();
+        assert_eq!(f.ruleset(), before);
+        assert!(setup(&mut f, &Owner::new("net1", "c9", "eth0"), &[]).is_ok(), "no addresses, nothing to do");
+        assert_eq!(f.ruleset(), before);
+    }
+
+    #[test]
+    fn del_removes_exactly_the_owners_elements() {
+        let mut f = two_containers();
+        let c1 = Owner::new("net1", "c1", "eth0");
+        // with prevResult's addresses: direct lookups
+        assert!(teardown(&mut f, &c1, &[ip("10.1.0.2"), ip("fd00:1::2")]).unwrap());
+        assert_eq!(elems(&f, "m4_net1"), [format!("10.1.0.3 comment \"{C2}\"")]);
+        assert!(elems(&f, "m6_net1").is_empty());
+        assert!(!teardown(&mut f, &c1, &[ip("10.1.0.2")]).unwrap(), "a second DEL finds nothing and fails nothing");
+        // the network's rules stay for the other container
+        assert_eq!(f.rule_texts(FAM, TABLE, "masq_net1").len(), 5);
+    }
+
+    #[test]
+    fn del_without_or_with_a_wrong_hint_scans_for_the_owner() {
+        let mut f = two_containers();
+        let c1 = Owner::new("net1", "c1", "eth0");
+        assert!(teardown(&mut f, &c1, &[]).unwrap(), "no prevResult");
+        assert_eq!(elems(&f, "m4_net1"), [format!("10.1.0.3 comment \"{C2}\"")]);
+        assert!(elems(&f, "m6_net1").is_empty());
+        // a hint naming c2's address (a stale prevResult) must not remove c2's element
+        let mut f = two_containers();
+        assert!(teardown(&mut f, &c1, &[ip("10.1.0.3")]).unwrap());
+        assert_eq!(elems(&f, "m4_net1"), [format!("10.1.0.3 comment \"{C2}\"")]);
+    }
+
+    #[test]
+    fn an_address_leaked_by_another_owner_is_taken_over() {
+        let mut f = two_containers();
+        // c1 crashed without DEL; its address goes to c3
+        let c3 = Owner::new("net1", "c3", "eth0");
+        setup(&mut f, &c3, &[net("10.1.0.2/24")]).unwrap();
+        let els = elems(&f, "m4_net1");
+        assert_eq!(els.len(), 2);
+        assert!(els[0].starts_with("10.1.0.2 comment \"rcni:") && els[0].ends_with("id=c3 if=eth0\""), "{els:?}");
+        assert_eq!(owned_addresses(&mut f, &c3).unwrap(), [vec![10, 1, 0, 2]]);
+        // c1's other element is still c1's: a DEL of c1 removes it and not c3's
+        teardown(&mut f, &Owner::new("net1", "c1", "eth0"), &[]).unwrap();
+        assert!(elems(&f, "m6_net1").is_empty());
+        assert_eq!(elems(&f, "m4_net1").len(), 2);
+    }
+
+    #[test]
+    fn gc_removes_stale_owners_of_its_network_only() {
+        let mut f = two_containers();
+        // the same container ID on another network, which GC of net1 must not touch
+        setup(&mut f, &Owner::new("net2", "c1", "eth0"), &[net("10.2.0.2/24")]).unwrap();
+        let valid = valid_tags("net1", &[("c2".to_string(), "eth0".to_string())]);
+        assert_eq!(gc(&mut f, "net1", &valid).unwrap(), 2, "c1's v4 and v6 elements");
+        assert_eq!(elems(&f, "m4_net1"), [format!("10.1.0.3 comment \"{C2}\"")]);
+        assert!(elems(&f, "m6_net1").is_empty());
+        assert_eq!(elems(&f, "m4_net2").len(), 1);
+        assert_eq!(gc(&mut f, "net1", &valid).unwrap(), 0);
+        // an empty valid list clears the network
+        assert_eq!(gc(&mut f, "net2", &HashSet::new()).unwrap(), 1);
+        assert!(elems(&f, "m4_net2").is_empty());
+    }
+
+    #[test]
+    fn networks_side_by_side_are_independent() {
+        let mut f = two_containers();
+        setup(&mut f, &Owner::new("net2", "c5", "eth1"), &[net("10.2.0.5/16")]).unwrap();
+        assert_eq!(f.chains(FAM, TABLE), ["postrouting", "masq_net1", "masq_net2"]);
+        assert_eq!(f.rule_texts(FAM, TABLE, "postrouting").len(), 4);
+        assert_eq!(elems(&f, "d4_net2"), ["10.2.0.0/16"]);
+        let before = f.rule_texts(FAM, TABLE, "masq_net2");
+        teardown(&mut f, &Owner::new("net1", "c1", "eth0"), &[]).unwrap();
+        teardown(&mut f, &Owner::new("net1", "c2", "eth0"), &[]).unwrap();
+        assert_eq!(f.rule_texts(FAM, TABLE, "masq_net2"), before);
+        assert_eq!(elems(&f, "m4_net2").len(), 1);
+    }
+
+    #[test]
+    fn a_network_set_up_concurrently_is_joined() {
+        let mut f = FakeNft::new();
+        // another ADD of the same network commits between our two batches: our network batch
+        // then fails on the exclusive chain, and our elements go in on their own
+        f.before_next_commit(|f| f.before_next_commit(|f| setup(f, &Owner::new("net1", "other", "eth0"), &[net("10.1.0.9/24")]).unwrap()));
+        setup(&mut f, &Owner::new("net1", "c1", "eth0"), &[net("10.1.0.2/24")]).unwrap();
+        assert_eq!(elems(&f, "m4_net1").len(), 2);
+        assert_eq!(f.chains(FAM, TABLE), ["postrouting", "masq_net1"]);
+        assert_eq!(f.rule_texts(FAM, TABLE, "postrouting").len(), 2, "the network's rules exist once");
+    }
+
+    #[test]
+    fn network_names_become_object_names() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &Owner::new("my-net.1", "c1", "eth0"), &[net("10.3.0.2/24")]).unwrap();
+        assert!(f.chains(FAM, TABLE).contains(&"masq_my_net_1".to_string()));
+        let long = "n".repeat(60);
+        setup(&mut f, &Owner::new(&long, "c1", "eth0"), &[net("10.4.0.2/24")]).unwrap();
+        let id = network_id(&long);
+        assert_eq!(id.len(), 16);
+        assert_eq!(elems(&f, &format!("m4_{id}")).len(), 1);
+    }
 }

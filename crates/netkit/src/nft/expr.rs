@@ -174,6 +174,25 @@ pub mod m {
         out
     }
 
+    /// The matches of `parts` one after another, each `meta nfproto` dependency once (a
+    /// repeated one would only test the packet's family again).
+    pub fn all(parts: impl IntoIterator<Item = Vec<Expr>>) -> Vec<Expr> {
+        let mut out: Vec<Expr> = Vec::new();
+        for p in parts {
+            let mut i = 0;
+            while i < p.len() {
+                let dep = matches!(p[i], Expr::Meta { key: MetaKind::Nfproto, .. }) && i + 1 < p.len();
+                if dep && out.windows(2).any(|w| w[0] == p[i] && w[1] == p[i + 1]) {
+                    i += 2;
+                    continue;
+                }
+                out.push(p[i].clone());
+                i += 1;
+            }
+        }
+        out
+    }
+
     /// `iifname|oifname [!=] <name>`.
     pub fn ifname(input: bool, name: &str, negate: bool) -> Vec<Expr> {
         vec![

@@ -8,14 +8,18 @@
 //! - EEXIST for an exclusive create of a present chain or element, for a set re-added with other
 //!   properties, for an element whose data or interval clashes with a present one, for a base
 //!   chain re-added with another hook;
-//! - EBUSY for deleting a chain that still has rules or is jumped to, or a set a rule uses;
+//! - EBUSY for deleting a chain another chain's rule jumps to (its own rules go with it), or a
+//!   set a rule uses;
 //! - EINVAL for keys or data of the wrong length, data on a plain set, none on a map, a map
 //!   lookup on a set, an interval element in a plain set; ERANGE for names over 255 bytes;
 //! - EOPNOTSUPP for NAT or masquerade reachable from a base chain of the wrong type or hook,
 //!   a jump to a base chain, nat chains in the bridge family (checked at the end of a batch,
 //!   over the chains each base chain reaches, as the kernel validates its chain graph);
-//! - handles per table, one counter for chains, sets and rules; comments cut as rcni's encoding
-//!   cuts them; re-adding an identical element keeps its first comment.
+//! - handles per table, one counter for chains, sets and rules, which an aborted batch also
+//!   advances, as the kernel's: a failed batch is processed to its end before it is aborted, a
+//!   rule takes its handle before its expressions are checked, a batch refused by the chain
+//!   validation is replayed once (taking handles again), and no handle is reused; comments cut as rcni's encoding cuts them; re-adding an identical element keeps
+//!   its first comment.
 //!
 //! Reads of what does not exist return nothing, as the kernel's dumps of a missing table do.
 
@@ -256,11 +260,10 @@ impl FakeNft {
             Op::DeleteChain { at, chain } => {
                 get(state, at)?;
                 let t = state.get_mut(&(at.family, at.table.clone())).expect("checked");
-                let c = t.chain(chain).ok_or_else(|| fail(op, libc::ENOENT, "no such chain"))?;
-                if !c.rules.is_empty() {
-                    return Err(fail(op, libc::EBUSY, "chain has rules"));
-                }
-                if t.chains.iter().flat_map(|c| &c.rules).flat_map(|r| &r.exprs).any(|e| e.target() == Some(chain)) {
+                t.chain(chain).ok_or_else(|| fail(op, libc::ENOENT, "no such chain"))?;
+                // the chain's own rules go with it; a jump to it from elsewhere keeps it
+                let others = t.chains.iter().filter(|c| &c.name != chain);
+                if others.flat_map(|c| &c.rules).flat_map(|r| &r.exprs).any(|e| e.target() == Some(chain)) {
                     return Err(fail(op, libc::EBUSY, "chain is jumped to"));
                 }
                 t.chains.retain(|c| &c.name != chain);
@@ -345,6 +348,8 @@ impl FakeNft {
                 get(state, at)?;
                 let t = state.get_mut(&(at.family, at.table.clone())).expect("checked");
                 t.chain(chain).ok_or_else(|| fail(op, libc::ENOENT, "no such chain"))?;
+                // the kernel takes the handle before it looks at the expressions
+                let handle = t.handle();
                 for e in exprs {
                     match e {
                         Expr::Lookup { set, .. } => {
@@ -365,7 +370,6 @@ impl FakeNft {
                         }
                     }
                 }
-                let handle = t.handle();
                 let c = t.chain_mut(chain).expect("checked");
                 c.rules.push(Rule { handle, exprs: exprs.clone(), comment: stored_comment(comment) });
             }
@@ -473,10 +477,38 @@ impl Client for FakeNft {
             return Ok(());
         }
         let mut next = self.state.clone();
+        let mut failure = None;
         for op in batch.ops() {
-            Self::apply(&mut next, op)?;
+            // as nfnetlink, the rest of a failed batch is still processed (and its objects get
+            // handles) before the whole transaction is aborted
+            if let Err(e) = Self::apply(&mut next, op) {
+                failure.get_or_insert(e);
+            }
         }
-        Self::validate(&next, batch)?;
+        let invalid = if failure.is_none() { Self::validate(&next, batch).err() } else { None };
+        if invalid.is_some() {
+            // a batch refused by the commit's chain validation is replayed once, validating
+            // each rule as it goes: its objects take handles a second time
+            let mut replay = self.state.clone();
+            for (k, t) in &mut replay {
+                if let Some(n) = next.get(k) {
+                    t.handles = n.handles;
+                }
+            }
+            for op in batch.ops() {
+                let _ = Self::apply(&mut replay, op);
+            }
+            next = replay;
+        }
+        if let Some(e) = failure.or(invalid) {
+            // aborted: nothing stays but the handles it used up (the kernel never reuses them)
+            for (k, t) in &mut self.state {
+                if let Some(n) = next.get(k) {
+                    t.handles = n.handles;
+                }
+            }
+            return Err(e);
+        }
         let text = self.render(batch);
         self.state = next;
         self.log.push(text);
@@ -630,11 +662,12 @@ mod tests {
         b.delete_set(F, T, "s");
         assert_eq!(f.commit(&b).unwrap_err().errno(), Some(libc::EBUSY));
         let mut b = Batch::new();
-        b.flush_chain(F, T, "m").delete_chain(F, T, "m");
+        b.delete_chain(F, T, "m");
         assert_eq!(f.commit(&b).unwrap_err().errno(), Some(libc::EBUSY), "still jumped to");
         let h = f.rules(F, T, "postrouting").unwrap()[0].handle;
         let mut b = Batch::new();
-        b.delete_rule(F, T, "postrouting", h).flush_chain(F, T, "m").delete_chain(F, T, "m").delete_set(F, T, "s");
+        // a chain's own rules go with it
+        b.delete_rule(F, T, "postrouting", h).delete_chain(F, T, "m").delete_set(F, T, "s");
         f.commit(&b).unwrap();
         assert_eq!(f.chains(F, T), ["postrouting"]);
     }

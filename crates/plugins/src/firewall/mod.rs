@@ -7,10 +7,10 @@
 //!
 //! Backends:
 //! - `nftables` (rcni's default; the reference has none): its own table `inet rcni_firewall`,
-//!   see `netkit::firewall`; operators put their own rules in chain `admin` there.
+//!   see [`nftables`]; operators put their own rules in chain `admin` there.
 //! - `iptables` (opt-in): the reference's exact rules in table `filter` (`CNI-FORWARD`, the
 //!   admin chain `iptablesAdminChainName`, default `CNI-ADMIN`, and for the ingress policies
-//!   `CNI-ISOLATION-STAGE-1/2`), see `netkit::iptables`: one `iptables-restore` (and one
+//!   `CNI-ISOLATION-STAGE-1/2`), see [`iptables`]: one `iptables-restore` (and one
 //!   `ip6tables-restore` with IPv6 addresses) per call. Use it where iptables' FORWARD policy
 //!   is DROP: an nftables accept cannot override that.
 //! - `firewalld` is refused with code 2 naming the key: firewalld over D-Bus is not implemented.
@@ -25,13 +25,23 @@
 use crate::kernel;
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::{CniError, CniResult, NetConf};
-use netkit::firewall::Ingress;
 use netkit::nft::Nft;
 use netkit::owner::Owner;
 use serde::Deserialize;
 use std::net::IpAddr;
 
+pub mod iptables;
+pub mod nftables;
+
 pub struct Firewall;
+
+/// ingressPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    Open,
+    SameBridge,
+    Isolated,
+}
 
 #[derive(Debug, Deserialize)]
 struct Conf {
@@ -58,8 +68,8 @@ fn backend(c: &Conf) -> Result<Backend, CniError> {
     match c.backend.as_deref() {
         None | Some("") | Some("nftables") => Ok(Backend::Nftables),
         Some("iptables") => {
-            let admin = c.admin_chain.as_deref().filter(|a| !a.is_empty()).unwrap_or(netkit::iptables::DEFAULT_ADMIN_CHAIN);
-            netkit::iptables::check_chain_name(admin).map_err(|e| CniError::invalid_config(format!("iptablesAdminChainName: {e}")))?;
+            let admin = c.admin_chain.as_deref().filter(|a| !a.is_empty()).unwrap_or(iptables::DEFAULT_ADMIN_CHAIN);
+            iptables::check_chain_name(admin).map_err(|e| CniError::invalid_config(format!("iptablesAdminChainName: {e}")))?;
             Ok(Backend::Iptables(admin.to_string()))
         }
         Some("firewalld") => Err(CniError::unsupported_field(
@@ -105,9 +115,9 @@ impl Plugin for Firewall {
         match backend {
             Backend::Nftables => {
                 let mut nft = Nft::new().map_err(kernel)?;
-                netkit::firewall::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy).map_err(kernel)?;
+                nftables::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy).map_err(kernel)?;
             }
-            Backend::Iptables(admin) => netkit::iptables::setup(&admin, &bridge, &addrs, policy).map_err(kernel)?,
+            Backend::Iptables(admin) => iptables::setup(&admin, &bridge, &addrs, policy).map_err(kernel)?,
         }
         Ok(prev_raw)
     }
@@ -123,13 +133,13 @@ impl Plugin for Firewall {
             .unwrap_or_default();
         if c.backend.as_deref() == Some("iptables") {
             // as the reference, DEL ignores iptables' errors (a runtime would retry it forever)
-            if let Err(e) = netkit::iptables::teardown(&hint) {
+            if let Err(e) = iptables::teardown(&hint) {
                 eprintln!("firewall: removing the iptables rules: {e}");
             }
             return Ok(());
         }
         let mut nft = Nft::new().map_err(kernel)?;
-        netkit::firewall::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)?;
+        nftables::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)?;
         Ok(())
     }
 
@@ -144,7 +154,7 @@ impl Plugin for Firewall {
         }
         let tags = netkit::owner::valid_tags(&c.net.name, &valid);
         let mut nft = Nft::new().map_err(kernel)?;
-        netkit::firewall::gc(&mut nft, &c.net.name, &tags).map_err(kernel)?;
+        nftables::gc(&mut nft, &c.net.name, &tags).map_err(kernel)?;
         Ok(())
     }
 
@@ -152,9 +162,9 @@ impl Plugin for Firewall {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (_, backend, _) = load(args)?;
         match backend {
-            Backend::Nftables => crate::delegate::nft_status(netkit::firewall::TABLE),
+            Backend::Nftables => crate::delegate::nft_status(nftables::TABLE),
             Backend::Iptables(_) => {
-                netkit::iptables::available().map_err(|e| CniError::new(cni_types::error::code::PLUGIN_NOT_AVAILABLE, e.to_string()))
+                iptables::available().map_err(|e| CniError::new(cni_types::error::code::PLUGIN_NOT_AVAILABLE, e.to_string()))
             }
         }
     }
@@ -167,13 +177,13 @@ impl Plugin for Firewall {
         match backend {
             Backend::Nftables => {
                 let mut nft = Nft::new().map_err(kernel)?;
-                let missing = netkit::firewall::missing(&mut nft, &owner(args, &c), &addrs).map_err(kernel)?;
+                let missing = nftables::missing(&mut nft, &owner(args, &c), &addrs).map_err(kernel)?;
                 if let Some(ip) = missing.first() {
                     return Err(CniError::internal(format!("firewall: traffic for {ip} is not accepted for this container")));
                 }
             }
             Backend::Iptables(admin) => {
-                let missing = netkit::iptables::missing(&admin, &addrs).map_err(kernel)?;
+                let missing = iptables::missing(&admin, &addrs).map_err(kernel)?;
                 if !missing.is_empty() {
                     return Err(CniError::internal(format!("firewall: expected iptables rules not found: {}", missing.join("; "))));
                 }

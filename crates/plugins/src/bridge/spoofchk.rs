@@ -3,9 +3,9 @@
 //! rcni's `bridge rcni` table, commented with its owner (which GC matches against the valid
 //! attachments of the network).
 
-use crate::error::Result;
-use crate::nft::{ifname_bytes, BaseChain, Batch, Client, CmpOp, Expr, Family, HookPoint, MetaKind, PayloadBase, Verdict};
-use crate::owner::{is_stale, Owner};
+use netkit::nft::{ifname_bytes, BaseChain, Batch, Client, CmpOp, Expr, Family, HookPoint, MetaKind, PayloadBase, Verdict};
+use netkit::owner::{is_stale, Owner};
+use netkit::Result;
 use std::collections::HashSet;
 
 pub const TABLE: &str = "rcni";
@@ -61,4 +61,48 @@ pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> 
 /// Whether the attachment's rule is present (for CHECK).
 pub fn present(nft: &mut dyn Client, owner: &Owner) -> Result<bool> {
     Ok(nft.rules(FAM, TABLE, CHAIN)?.iter().any(|r| owner.owns(r.comment.as_deref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netkit::nft::FakeNft;
+    use netkit::owner::valid_tags;
+
+    const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+    #[test]
+    fn one_rule_per_attachment_removed_by_owner() {
+        let mut f = FakeNft::new();
+        let (c1, c2) = (Owner::new("net1", "c1", "eth0"), Owner::new("net1", "c2", "eth0"));
+        setup(&mut f, &c1, "veth1", MAC).unwrap();
+        setup(&mut f, &c2, "veth2", [0x02, 0, 0, 0, 0, 0x02]).unwrap();
+        assert_eq!(
+            f.log()[0],
+            format!(
+                "add table bridge rcni
+add chain bridge rcni prerouting {{ type filter hook prerouting priority -300; policy accept; }}
+add rule bridge rcni prerouting iifname \"veth1\" ether saddr != 02:00:00:00:00:01 drop comment \"{}\"
+",
+                c1.comment()
+            )
+        );
+        assert!(present(&mut f, &c1).unwrap() && present(&mut f, &c2).unwrap());
+        assert!(teardown(&mut f, &c1).unwrap());
+        assert!(!present(&mut f, &c1).unwrap());
+        assert_eq!(f.rule_texts(FAM, TABLE, CHAIN).len(), 1, "c2's rule stays");
+        assert!(!teardown(&mut f, &c1).unwrap(), "gone is fine");
+    }
+
+    #[test]
+    fn gc_removes_stale_owners_of_its_network_only() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &Owner::new("net1", "c1", "eth0"), "veth1", MAC).unwrap();
+        setup(&mut f, &Owner::new("net1", "c2", "eth0"), "veth2", MAC).unwrap();
+        setup(&mut f, &Owner::new("net2", "c1", "eth0"), "veth3", MAC).unwrap();
+        assert_eq!(gc(&mut f, "net1", &valid_tags("net1", &[("c2".into(), "eth0".into())])).unwrap(), 1);
+        let left = f.rule_texts(FAM, TABLE, CHAIN);
+        assert_eq!(left.len(), 2);
+        assert!(left[0].contains("\"veth2\"") && left[1].contains("\"veth3\""), "{left:?}");
+    }
 }

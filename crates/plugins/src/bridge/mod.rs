@@ -32,11 +32,13 @@ use netkit::iface::{configure_iface, enable_forwarding, remove_veth, setup_veth,
 use netkit::netlink::{parse_mac, AddrFlags, BridgePortOpts, Link, LinkKind, LinkSpec};
 use netkit::nft::Nft;
 use netkit::owner::{valid_tags, Owner};
-use netkit::{masq, spoofchk, sysctl, NetNs, Netlink};
+use netkit::{masq, sysctl, NetNs, Netlink};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
+
+pub mod spoofchk;
 
 pub struct Bridge;
 

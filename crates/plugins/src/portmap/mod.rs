@@ -11,7 +11,7 @@
 //! ADD needs prevResult; the container addresses are the first IPv4 and IPv6 of the
 //! `CNI_IFNAME` sandbox interface. No mappings: prevResult passes through and nothing is
 //! touched. Otherwise the mappings become owner-tagged elements of the network's DNAT maps in
-//! table `inet rcni_hostport` (see `netkit::portmap`), `route_localnet` is set on the host
+//! table `inet rcni_hostport` (see [`layout`]), `route_localnet` is set on the host
 //! interface that routes to the container (so 127.0.0.1 reaches it), and UDP conntrack entries
 //! for the host ports are flushed. Returns prevResult.
 //! DEL: the attachment's elements (by owner; the mappings passed on DEL make it a direct
@@ -27,12 +27,16 @@ use cni_types::capabilities::PortMapping;
 use cni_types::result::Result100;
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
+use layout::{Cond, Mapping, Settings};
 use netkit::nft::Nft;
 use netkit::owner::{valid_tags, Owner};
-use netkit::portmap::{Cond, Mapping, Settings};
 use netkit::{sysctl, Netlink};
 use serde::Deserialize;
 use std::net::IpAddr;
+
+pub mod layout;
+#[cfg(test)]
+mod layout_tests;
 
 pub struct Portmap;
 
@@ -232,7 +236,7 @@ impl Plugin for Portmap {
         let subnets: Vec<IpNet> = [v4, v6].into_iter().flatten().collect();
         let mut nft = Nft::new().map_err(kernel)?;
         let o = owner(args, &c);
-        let taken = netkit::portmap::setup(&mut nft, &o, &s, &subnets, &maps).map_err(kernel)?;
+        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps).map_err(kernel)?;
         for t in taken {
             eprintln!("portmap: took over a host port published for another attachment ({t})");
         }
@@ -246,7 +250,7 @@ impl Plugin for Portmap {
         })();
         if let Err(e) = done {
             // undo our own elements: the ADD failed
-            let _ = netkit::portmap::teardown(&mut nft, &o, &s, &maps);
+            let _ = layout::teardown(&mut nft, &o, &s, &maps);
             return Err(e);
         }
         Ok(prev_raw)
@@ -260,7 +264,7 @@ impl Plugin for Portmap {
         let (v4, v6) = prev.as_ref().map(|p| container_addrs(p, &args.ifname)).unwrap_or_default();
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();
         let mut nft = Nft::new().map_err(kernel)?;
-        netkit::portmap::teardown(&mut nft, &owner(args, &c), &s, &hint).map_err(kernel)?;
+        layout::teardown(&mut nft, &owner(args, &c), &s, &hint).map_err(kernel)?;
         flush_udp(&mut nft, &hint)?;
         Ok(())
     }
@@ -272,14 +276,14 @@ impl Plugin for Portmap {
         let s = settings(&c).unwrap_or_default();
         let tags = valid_tags(&c.net.name, &valid);
         let mut nft = Nft::new().map_err(kernel)?;
-        netkit::portmap::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
+        layout::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
         Ok(())
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: Conf = args.conf()?;
         settings(&c)?;
-        crate::delegate::nft_status(netkit::portmap::TABLE)
+        crate::delegate::nft_status(layout::TABLE)
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -293,7 +297,7 @@ impl Plugin for Portmap {
             return Ok(());
         }
         let mut nft = Nft::new().map_err(kernel)?;
-        let missing = netkit::portmap::missing(&mut nft, &owner(args, &c), &s, &maps).map_err(kernel)?;
+        let missing = layout::missing(&mut nft, &owner(args, &c), &s, &maps).map_err(kernel)?;
         if let Some(m) = missing.first() {
             return Err(CniError::internal(format!(
                 "portmap: host port {}/{} to {}:{} is not published for this container",

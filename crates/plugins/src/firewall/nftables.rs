@@ -1,5 +1,4 @@
-//! The firewall plugin's kernel side (nftables backend), in rcni's own table
-//! `inet rcni_firewall`.
+//! The firewall's nftables layout (its default backend), in rcni's own table `inet rcni_firewall`.
 //!
 //! - sets `c4`/`c6`: the containers' addresses, each element commented with its owner tag, the
 //!   bridge it sits on and its network (`rcni:<hash> br=<bridge> net=<network>`);
@@ -14,25 +13,18 @@
 //! A container's ADD adds set elements (and, for a bridge's first isolated container, its
 //! isolation rules); DEL removes exactly the attachment's elements.
 
-use crate::error::Result;
-use crate::nft::{
-    ifname_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, SetSpec, Verdict,
+use super::Ingress;
+use netkit::nft::{
+    ifname_bytes, ip_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, SetSpec, Verdict,
 };
-use crate::owner::Owner;
+use netkit::owner::Owner;
+use netkit::Result;
 use std::net::IpAddr;
 
 /// rcni's firewall table (family inet).
 pub const TABLE: &str = "rcni_firewall";
 const FAM: Family = Family::Inet;
 const ISO_SET: &str = "iso_br";
-
-/// ingressPolicy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ingress {
-    Open,
-    SameBridge,
-    Isolated,
-}
 
 fn set_of(ip: IpAddr) -> &'static str {
     if ip.is_ipv4() {
@@ -66,11 +58,7 @@ fn table_batch(b: &mut Batch) {
     let fwd = BaseChain { kind: "filter", hook: HookPoint::Forward, priority: 0, accept: true };
     b.add_table(FAM, TABLE);
     b.add_set(FAM, TABLE, &SetSpec::addrs("c4", false)).add_set(FAM, TABLE, &SetSpec::addrs("c6", true));
-    b.add_set(
-        FAM,
-        TABLE,
-        &SetSpec { name: ISO_SET.into(), key_type: crate::nft::datatype::IFNAME, key_len: 16, interval: false, data: None, concat: vec![] },
-    );
+    b.add_set(FAM, TABLE, &SetSpec::ifnames(ISO_SET));
     b.add_chain(FAM, TABLE, "admin", None).add_chain(FAM, TABLE, "isolation", None);
     // exclusive: the forward chain exists once its rules do
     b.create_chain(FAM, TABLE, "forward", Some(&fwd));
@@ -150,7 +138,7 @@ pub fn setup(nft: &mut dyn Client, owner: &Owner, bridge: &str, addrs: &[IpAddr]
     // an address is present already (ours from a repeated ADD, or another owner's leak): take it
     let mut b = Batch::new();
     for ip in addrs {
-        if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))? {
+        if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &ip_bytes(*ip))? {
             b.delete_elements(FAM, TABLE, set_of(*ip), &[Element::key(e.key)]);
         }
         b.create_elements(FAM, TABLE, set_of(*ip), &[Element::addr(*ip).with_comment(c.clone())]);
@@ -167,7 +155,7 @@ pub fn setup(nft: &mut dyn Client, owner: &Owner, bridge: &str, addrs: &[IpAddr]
 pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     let mut mine: Vec<(String, ElementInfo)> = Vec::new();
     for ip in hint {
-        if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))? {
+        if let Some(e) = nft.get_element(FAM, TABLE, set_of(*ip), &ip_bytes(*ip))? {
             if owner.owns(e.comment.as_deref()) {
                 mine.push((set_of(*ip).into(), e));
             }
@@ -256,7 +244,7 @@ pub fn gc(nft: &mut dyn Client, network: &str, valid: &std::collections::HashSet
 pub fn missing(nft: &mut dyn Client, owner: &Owner, addrs: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
     for ip in addrs {
-        let e = nft.get_element(FAM, TABLE, set_of(*ip), &crate::nft::ip_bytes(*ip))?;
+        let e = nft.get_element(FAM, TABLE, set_of(*ip), &ip_bytes(*ip))?;
         if !e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
             out.push(*ip);
         }
@@ -280,5 +268,135 @@ mod tests {
         assert_eq!(c.len(), 127);
         assert_eq!(bridge_of(Some(&c)).as_deref(), Some("cni0"));
         assert_eq!(bridge_of(Some(&comment(&o, ""))), None);
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    //! The layout on the in-memory nftables; `tests/tests/meta.rs` proves the kernel agrees.
+    use super::*;
+    use netkit::nft::FakeNft;
+    use netkit::owner::valid_tags;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn o(net: &str, id: &str) -> Owner {
+        Owner::new(net, id, "eth0")
+    }
+
+    fn iso(f: &FakeNft) -> Vec<String> {
+        f.rule_texts(FAM, TABLE, "isolation")
+    }
+
+    #[test]
+    fn first_add_makes_the_table_later_ones_add_addresses() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &o("net1", "c1"), "br1", &[ip("10.1.0.2")], Ingress::Isolated).unwrap();
+        setup(&mut f, &o("net1", "c2"), "br1", &[ip("10.1.0.3"), ip("fd00:1::3")], Ingress::Isolated).unwrap();
+        assert_eq!(
+            f.log()[0],
+            "add table inet rcni_firewall
+add set inet rcni_firewall c4 { type ipv4_addr; }
+add set inet rcni_firewall c6 { type ipv6_addr; }
+add set inet rcni_firewall iso_br { type ifname; }
+add chain inet rcni_firewall admin
+add chain inet rcni_firewall isolation
+create chain inet rcni_firewall forward { type filter hook forward priority 0; policy accept; }
+add rule inet rcni_firewall forward jump isolation comment \"rcni firewall ingress policies\"
+add rule inet rcni_firewall forward jump admin comment \"rcni firewall admin overrides\"
+add rule inet rcni_firewall forward meta nfproto ipv4 ip daddr @c4 ct state established,related accept comment \"rcni firewall: replies to containers\"
+add rule inet rcni_firewall forward meta nfproto ipv4 ip saddr @c4 accept comment \"rcni firewall: from containers\"
+add rule inet rcni_firewall forward meta nfproto ipv6 ip6 daddr @c6 ct state established,related accept comment \"rcni firewall: replies to containers\"
+add rule inet rcni_firewall forward meta nfproto ipv6 ip6 saddr @c6 accept comment \"rcni firewall: from containers\"
+create element inet rcni_firewall c4 { 10.1.0.2 comment \"rcni:4896244deebc8247 br=br1 net=net1\" }
+add rule inet rcni_firewall isolation iifname \"br1\" oifname != \"br1\" oifname @iso_br drop comment \"rcni isolation br=br1\"
+add rule inet rcni_firewall isolation iifname \"br1\" oifname \"br1\" drop comment \"rcni isolation br=br1\"
+add element inet rcni_firewall iso_br { \"br1\" }
+"
+        );
+        // the bridge is isolated already: addresses only
+        assert_eq!(
+            f.log()[1],
+            "create element inet rcni_firewall c4 { 10.1.0.3 comment \"rcni:08921392f60f52cc br=br1 net=net1\" }
+create element inet rcni_firewall c6 { fd00:1::3 comment \"rcni:08921392f60f52cc br=br1 net=net1\" }
+"
+        );
+        assert_eq!(f.log().len(), 2);
+        assert!(missing(&mut f, &o("net1", "c2"), &[ip("10.1.0.3"), ip("fd00:1::3")]).unwrap().is_empty());
+        assert_eq!(missing(&mut f, &o("net1", "c2"), &[ip("10.1.0.2")]).unwrap(), [ip("10.1.0.2")], "c1's address is not c2's");
+    }
+
+    #[test]
+    fn isolation_goes_with_the_bridges_last_container() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &o("net1", "c1"), "br1", &[ip("10.1.0.2")], Ingress::Isolated).unwrap();
+        setup(&mut f, &o("net1", "c2"), "br1", &[ip("10.1.0.3")], Ingress::Isolated).unwrap();
+        setup(&mut f, &o("net2", "c3"), "br2", &[ip("10.2.0.2")], Ingress::SameBridge).unwrap();
+        setup(&mut f, &o("net3", "c4"), "br3", &[ip("10.3.0.2")], Ingress::Open).unwrap();
+        assert_eq!(
+            iso(&f),
+            [
+                "iifname \"br1\" oifname != \"br1\" oifname @iso_br drop comment \"rcni isolation br=br1\"",
+                "iifname \"br1\" oifname \"br1\" drop comment \"rcni isolation br=br1\"",
+                "iifname \"br2\" oifname != \"br2\" oifname @iso_br drop comment \"rcni isolation br=br2\"",
+            ],
+            "isolated: two rules, same-bridge: one, open: none"
+        );
+        assert_eq!(f.element_texts(FAM, TABLE, ISO_SET), ["\"br1\"", "\"br2\""]);
+        // by prevResult's address
+        assert!(teardown(&mut f, &o("net1", "c1"), &[ip("10.1.0.2")]).unwrap());
+        assert_eq!(iso(&f).len(), 3, "c2 is still on br1");
+        // without a hint: a scan
+        assert!(teardown(&mut f, &o("net1", "c2"), &[]).unwrap());
+        assert_eq!(iso(&f), ["iifname \"br2\" oifname != \"br2\" oifname @iso_br drop comment \"rcni isolation br=br2\""]);
+        assert_eq!(f.element_texts(FAM, TABLE, ISO_SET), ["\"br2\""]);
+        assert!(!teardown(&mut f, &o("net1", "c2"), &[]).unwrap(), "gone is fine");
+        // the bridge's next container isolates it again
+        setup(&mut f, &o("net1", "c5"), "br1", &[ip("10.1.0.5")], Ingress::Isolated).unwrap();
+        assert_eq!(iso(&f).len(), 3);
+        assert_eq!(f.element_texts(FAM, "rcni_firewall", "c4").len(), 3);
+    }
+
+    #[test]
+    fn an_address_leaked_by_another_owner_is_taken_over() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &o("net1", "crashed"), "br1", &[ip("10.1.0.2")], Ingress::Open).unwrap();
+        let new = o("net1", "c2");
+        setup(&mut f, &new, "br1", &[ip("10.1.0.2")], Ingress::Open).unwrap();
+        assert_eq!(f.element_texts(FAM, TABLE, "c4"), [format!("10.1.0.2 comment \"{} br=br1 net=net1\"", new.tag())]);
+        assert!(missing(&mut f, &new, &[ip("10.1.0.2")]).unwrap().is_empty());
+        assert!(!teardown(&mut f, &o("net1", "crashed"), &[ip("10.1.0.2")]).unwrap(), "the old owner's DEL takes nothing");
+        // a repeated ADD of the same owner changes nothing
+        let before = f.ruleset();
+        setup(&mut f, &new, "br1", &[ip("10.1.0.2")], Ingress::Open).unwrap();
+        assert_eq!(f.ruleset(), before);
+    }
+
+    #[test]
+    fn gc_removes_stale_owners_of_its_network_and_their_isolation() {
+        let mut f = FakeNft::new();
+        setup(&mut f, &o("net1", "c1"), "br1", &[ip("10.1.0.2")], Ingress::Isolated).unwrap();
+        setup(&mut f, &o("net1", "c2"), "br1", &[ip("10.1.0.3")], Ingress::Isolated).unwrap();
+        setup(&mut f, &o("net2", "c1"), "br2", &[ip("10.2.0.2")], Ingress::SameBridge).unwrap();
+        assert_eq!(gc(&mut f, "net1", &valid_tags("net1", &[("c2".into(), "eth0".into())])).unwrap(), 1);
+        assert_eq!(iso(&f).len(), 3, "c2 keeps br1 isolated");
+        assert_eq!(gc(&mut f, "net1", &valid_tags("net1", &[])).unwrap(), 1);
+        assert_eq!(iso(&f).len(), 1, "br1's rules went with its last container");
+        assert_eq!(f.element_texts(FAM, TABLE, "c4").len(), 1, "net2's address stays");
+        assert_eq!(gc(&mut f, "net1", &valid_tags("net1", &[])).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_table_set_up_concurrently_is_joined() {
+        let mut f = FakeNft::new();
+        f.before_next_commit(|f| {
+            f.before_next_commit(|f| setup(f, &o("net1", "other"), "br1", &[ip("10.1.0.9")], Ingress::SameBridge).unwrap())
+        });
+        setup(&mut f, &o("net1", "c1"), "br1", &[ip("10.1.0.2")], Ingress::SameBridge).unwrap();
+        assert_eq!(f.element_texts(FAM, TABLE, "c4").len(), 2);
+        assert_eq!(iso(&f).len(), 1, "the bridge's rule exists once");
+        assert_eq!(f.rule_texts(FAM, TABLE, "forward").len(), 6);
     }
 }

@@ -1,5 +1,4 @@
-//! Host port publishing (the `portmap` plugin's kernel side), in rcni's own table
-//! `inet rcni_hostport`.
+//! portmap's nftables layout: host port publishing in rcni's own table `inet rcni_hostport`.
 //!
 //! Per network `N` and settings generation `G` (a hash of the network-wide settings: snat,
 //! masqAll, mark bit, conditions):
@@ -19,14 +18,13 @@
 //! GC removes the network's elements of attachments that are not valid, and old generations once
 //! they are empty.
 
-use crate::error::Result;
-use crate::nft::{
+use ipnet::IpNet;
+use netkit::nft::{
     datatype, ip_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, PayloadBase, SetSpec,
     Verdict,
 };
-use crate::owner::{is_stale, network_id, Owner};
-use ipnet::IpNet;
-use sha2::{Digest, Sha512};
+use netkit::owner::{hashed_name, is_stale, network_id, Owner};
+use netkit::Result;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -72,8 +70,8 @@ impl Default for Settings {
 
 impl Settings {
     fn generation(&self) -> String {
-        let d = Sha512::digest(format!("{self:?}").as_bytes());
-        d[..4].iter().map(|b| format!("{b:02x}")).collect()
+        // 8 hex digits of SHA-512 over the settings
+        hashed_name("", &format!("{self:?}"), 8)
     }
 }
 
@@ -151,10 +149,7 @@ fn map_spec(name: String, v6: bool, host_ip: bool) -> SetSpec {
 /// the result (address . port) in NFT_REG32_00.., then (optionally) the mark bit, then DNAT.
 fn dnat_rule(v6: bool, host_ip: bool, map: &str, src: Option<Vec<Expr>>, mark: Option<u32>) -> Vec<Expr> {
     let alen = if v6 { 16 } else { 4 };
-    let mut r = m::nfproto(v6);
-    if let Some(s) = src {
-        r.extend(s);
-    }
+    let mut r = m::all([m::nfproto(v6), src.unwrap_or_default()]);
     let mut next = R32;
     if host_ip {
         r.push(Expr::Payload { base: PayloadBase::Network, offset: if v6 { 24 } else { 16 }, len: alen, reg: 1 });
@@ -203,17 +198,19 @@ fn network_batch(b: &mut Batch, network: &str, n: &str, g: &str, s: &Settings) {
     for v6 in [false, true] {
         for host_ip in [true, false] {
             let map = format!("{}{}_{n}_{g}", if host_ip { "h" } else { "w" }, if v6 { 6 } else { 4 });
+            if s.snat && s.masq_all {
+                // every packet is marked: DNAT ends the chain, so no unmarked rule follows
+                b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, None, Some(bit)), None);
+                continue;
+            }
             if s.snat {
-                if s.masq_all {
-                    b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, None, Some(bit)), None);
-                } else {
-                    let (set, _) = &subnet_sets(n)[v6 as usize];
-                    let from_net = m::addr_in_set(v6, true, set, false);
-                    b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_net), Some(bit)), None);
-                    if !v6 {
-                        let from_lo = m::addr_in_prefix(true, "127.0.0.0/8".parse().expect("constant"), false);
-                        b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_lo), Some(bit)), None);
-                    }
+                // hairpin and neighbours (the network's own subnets), and 127.0.0.0/8: marked
+                let (set, _) = &subnet_sets(n)[v6 as usize];
+                let from_net = m::addr_in_set(v6, true, set, false);
+                b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_net), Some(bit)), None);
+                if !v6 {
+                    let from_lo = m::addr_in_prefix(true, "127.0.0.0/8".parse().expect("constant"), false);
+                    b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, Some(from_lo), Some(bit)), None);
                 }
             }
             b.add_rule(FAM, TABLE, &chain, &dnat_rule(v6, host_ip, &map, None, None), None);
@@ -221,10 +218,7 @@ fn network_batch(b: &mut Batch, network: &str, n: &str, g: &str, s: &Settings) {
     }
     let comment = format!("rcni portmap net={network} gen={g}");
     for (v6, conds) in [(false, &s.cond_v4), (true, &s.cond_v6)] {
-        let mut jump = m::nfproto(v6);
-        for c in conds {
-            jump.extend(c.exprs());
-        }
+        let mut jump = m::all(std::iter::once(m::nfproto(v6)).chain(conds.iter().map(Cond::exprs)));
         jump.push(Expr::FibDaddrType { reg: 1 });
         jump.push(Expr::Cmp { op: CmpOp::Eq, reg: 1, data: 2u32.to_ne_bytes().to_vec() }); // RTN_LOCAL
         jump.push(Expr::Verdict(Verdict::Jump(chain.clone())));

@@ -36,8 +36,8 @@
 //! rcni's own concurrent calls are serialised by a lock file ([`LOCK_PATH`]) around
 //! read-then-restore, so two first ADDs never both create a chain or both insert a jump.
 
-use crate::error::{Error, Result};
-use crate::firewall::Ingress;
+use super::Ingress;
+use netkit::{Error, Result};
 use std::fs::File;
 use std::io::Write;
 use std::net::IpAddr;
