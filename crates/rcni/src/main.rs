@@ -4,9 +4,11 @@
 mod attach_cmd;
 mod cli;
 mod cnitool;
+mod default_network;
 mod gc_cmd;
 mod install;
 mod netns_cmd;
+mod runtime_env;
 
 use std::ffi::OsString;
 use std::path::Path;
