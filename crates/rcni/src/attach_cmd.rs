@@ -4,6 +4,7 @@
 //! records.
 
 use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
+use crate::exit::{exit_code, message};
 use crate::runtime_env::{cached_list, container_id, lock_networks, netns_path, RuntimeEnv};
 use clap::Args;
 use cni_runtime::{conf, Namespace, NetworkSet, RuntimeConf};
@@ -99,13 +100,7 @@ fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
 }
 
 pub fn attach(a: AttachArgs) -> i32 {
-    match run_attach(&a) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("rcni attach: {e}");
-            1
-        }
-    }
+    exit_code("attach", run_attach(&a).map(|()| 0))
 }
 
 fn run_attach(a: &AttachArgs) -> Result<(), String> {
@@ -176,18 +171,13 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
 }
 
 pub fn detach(c: Common) -> i32 {
-    match run_detach(&c) {
-        Ok(n) => {
-            if n == 0 {
-                eprintln!("rcni detach: nothing attached for container {}", container_id(&c.netns, c.id.as_deref()));
-            }
-            0
+    let outcome = run_detach(&c).map(|n| {
+        if n == 0 {
+            message("detach", format_args!("nothing attached for container {}", container_id(&c.netns, c.id.as_deref())));
         }
-        Err(e) => {
-            eprintln!("rcni detach: {e}");
-            1
-        }
-    }
+        0
+    });
+    exit_code("detach", outcome)
 }
 
 /// DELs every cached attachment of the container, newest interface first and `lo` last, with

@@ -19,6 +19,7 @@
 //! reclaimed.
 
 use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
+use crate::exit::{exit_code, fail};
 use crate::runtime_env::{cached_list, lock_network_exclusive, RuntimeEnv};
 use clap::Args;
 use cni_runtime::{conf, Cache, CniConfig, GcArgs, NetworkAttachment, RuntimeConf};
@@ -168,29 +169,22 @@ fn collect(g: &GcArgsCli, cni: &CniConfig, name: &str, list: Option<&NetworkConf
 }
 
 pub fn gc(g: GcArgsCli) -> i32 {
-    let lists = match networks(&g) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("rcni gc: {e}");
-            return 1;
-        }
-    };
-    let cni = match g.env.cni() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rcni gc: {e}");
-            return 1;
-        }
-    };
+    exit_code("gc", run_gc(&g))
+}
+
+/// Collects every network (or those asked for); the exit code is 1 when anything could not be
+/// reclaimed (those errors are reported as they come, per network).
+fn run_gc(g: &GcArgsCli) -> Result<i32, String> {
+    let lists = networks(g)?;
+    let cni = g.env.cni()?;
     // networks only the cache knows (e.g. removed from the config directory, or the loopback
     // network of `rcni attach`): their stale attachments are DELed with the cached config
-    let others = cache_only(&g, &cni, &lists);
+    let others = cache_only(g, &cni, &lists);
     if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
-        eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.env.conf_dir.display());
-        return 1;
+        return Err(format!("no network {n:?} in {} or in the result cache", g.env.conf_dir.display()));
     }
-    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &cni, &l.name, Some(l))).collect();
-    reports.extend(others.iter().map(|n| collect(&g, &cni, n, None)));
+    let mut reports: Vec<Report> = lists.iter().map(|l| collect(g, &cni, &l.name, Some(l))).collect();
+    reports.extend(others.iter().map(|n| collect(g, &cni, n, None)));
     let failed = reports.iter().any(|r| !r.errors.is_empty());
     if g.json {
         let nets: Vec<Value> = reports
@@ -225,7 +219,7 @@ pub fn gc(g: GcArgsCli) -> i32 {
                 );
             }
             for e in &r.errors {
-                eprintln!("rcni gc: {}: {e}", r.network);
+                fail("gc", format_args!("{}: {e}", r.network));
             }
             println!(
                 "{}: {} reclaimed, {} live, {} left alone{}",
@@ -237,5 +231,5 @@ pub fn gc(g: GcArgsCli) -> i32 {
             );
         }
     }
-    i32::from(failed)
+    Ok(if failed { crate::exit::FAILURE } else { 0 })
 }

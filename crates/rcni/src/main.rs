@@ -5,6 +5,7 @@ mod attach_cmd;
 mod cli;
 mod cnitool;
 mod default_network;
+mod exit;
 mod gc_cmd;
 mod install;
 mod netns_cmd;
