@@ -250,3 +250,36 @@ fn container_ip_of(result: &str, plus: u8) -> String {
     o[3] += plus;
     std::net::Ipv4Addr::from(o).to_string()
 }
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn go_cnitool_loads_a_conflist_the_runtime_wrote() {
+    use cni_runtime::conf;
+    let env = Env::new();
+    env.fx.plugin("noop", Value::Null);
+    let net = "rcni-written";
+    let plugin = json!({"type": "noop", "some": {"nested": [1, 2.5, "a<b&c"]}, "capabilities": {"portMappings": true}});
+    let list = cni_types::NetworkConfigList::from_bytes(
+        json!({"cniVersion": "1.0.0", "cniVersions": ["1.0.0", "1.1.0"], "name": net, "args": {"podman_labels": {"team": "x"}}, "plugins": [plugin]})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    conf::write_conflist(&env.fx.path("net.d"), "10-written.conflist", &list, conf::Placement::CreateNew).unwrap();
+    let c = TestNetns::new("rcni-written-c");
+
+    // Go's libcni 1.1.2 knows no cniVersions: it runs the file's cniVersion, which was kept
+    ok(env.go(&["add", net, &c.path()], None));
+    ok(env.go(&["del", net, &c.path()], None));
+    let calls = env.fx.calls("noop");
+    assert_eq!(common::commands(&calls), ["ADD", "DEL"]);
+    let stdin = &calls[0]["stdin"];
+    assert_eq!((&stdin["name"], &stdin["cniVersion"], &stdin["some"]), (&json!(net), &json!("1.0.0"), &plugin["some"]), "{stdin}");
+
+    // ours picks 1.1.0 from cniVersions
+    env.fx.clear_calls("noop");
+    ok(env.ours(&["add", net, &c.path()], None));
+    ok(env.ours(&["del", net, &c.path()], None));
+    let calls = env.fx.calls("noop");
+    assert_eq!((&calls[0]["stdin"]["cniVersion"], &calls[0]["stdin"]["some"]), (&json!("1.1.0"), &plugin["some"]));
+}

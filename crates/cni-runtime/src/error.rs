@@ -45,6 +45,17 @@ impl Error {
         }
     }
 
+    /// The kind of the I/O error this error carries, if any (looking through context): e.g.
+    /// `AlreadyExists` from [`conf::write_conflist`](crate::conf::write_conflist) or `NotFound`
+    /// from [`conf::remove_network`](crate::conf::remove_network).
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            Error::Context { source, .. } => source.io_kind(),
+            _ => None,
+        }
+    }
+
     /// The CNI code this error carries, if any.
     pub fn code(&self) -> Option<u32> {
         self.cni().map(|e| e.code)
@@ -116,6 +127,13 @@ mod tests {
         let e = Error::Cni(CniError::new(50, "down")).context("plugin type=\"x\" failed (status)");
         assert_eq!(e.code(), Some(50));
         assert_eq!(e.to_string(), "plugin type=\"x\" failed (status): down");
+    }
+
+    #[test]
+    fn io_kind_survives_context() {
+        let e = Error::io("creating x", std::io::ErrorKind::AlreadyExists.into()).context("network n");
+        assert_eq!(e.io_kind(), Some(std::io::ErrorKind::AlreadyExists));
+        assert_eq!(Error::msg("m").io_kind(), None);
     }
 
     #[test]

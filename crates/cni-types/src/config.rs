@@ -288,6 +288,54 @@ impl NetworkConfigList {
         caps.dedup();
         caps
     }
+
+    /// The list as a standalone conflist object, for writing it to a config directory.
+    ///
+    /// It is the object the list was parsed from ([`bytes`](Self::bytes)), so keys rcni does not
+    /// know (podman's `args`, say) stay exactly as they were, with each field written over the
+    /// key it was read from where the field now says something else: `name`; `cniVersion` (a
+    /// changed version also drops `cniVersions`, so the version set is the one that runs);
+    /// `disableCheck`, `disableGC`, `loadOnlyInlinedPlugins` (as booleans); `plugins`, every one
+    /// inline, including those a loader appended from `<dir>/<name>/`. Fields that still say
+    /// what the object says leave its keys untouched (a `cniVersion` picked from `cniVersions`
+    /// stays the older one for older readers; `"disableCheck": "true"` stays a string). A list
+    /// without `bytes` (built by hand) gets the fields alone.
+    pub fn to_value(&self) -> Value {
+        let (mut raw, parsed) = match (serde_json::from_slice::<Value>(&self.bytes), Self::from_bytes(&self.bytes)) {
+            (Ok(Value::Object(raw)), Ok(parsed)) => (raw, Some(parsed)),
+            _ => (Map::new(), None),
+        };
+        let parsed = parsed.as_ref();
+        if parsed.is_none_or(|p| p.name != self.name) {
+            raw.insert("name".into(), Value::String(self.name.clone()));
+        }
+        if parsed.is_none_or(|p| p.cni_version != self.cni_version) {
+            raw.insert("cniVersion".into(), Value::String(self.cni_version.clone()));
+            raw.remove("cniVersions");
+        }
+        for (key, now, then) in [
+            ("disableCheck", self.disable_check, parsed.map(|p| p.disable_check)),
+            ("disableGC", self.disable_gc, parsed.map(|p| p.disable_gc)),
+            ("loadOnlyInlinedPlugins", self.load_only_inlined_plugins, parsed.map(|p| p.load_only_inlined_plugins)),
+        ] {
+            if then.unwrap_or(false) != now {
+                raw.insert(key.into(), Value::Bool(now));
+            }
+        }
+        let same_plugins = |p: &NetworkConfigList| p.plugins.iter().map(|c| &c.conf).eq(self.plugins.iter().map(|c| &c.conf));
+        if parsed.is_none_or(|p| !same_plugins(p)) {
+            raw.insert("plugins".into(), Value::Array(self.plugins.iter().map(|c| Value::Object(c.conf.clone())).collect()));
+        }
+        Value::Object(raw)
+    }
+
+    /// [`to_value`](Self::to_value) as a conflist file's content: indented by four spaces
+    /// (keys sorted, Go's escaping), with a final newline.
+    pub fn to_json_pretty(&self) -> Vec<u8> {
+        let mut out = gojson::to_vec_pretty(&self.to_value());
+        out.push(b'\n');
+        out
+    }
 }
 
 /// One entry of `cni.dev/valid-attachments` (GC).
@@ -385,6 +433,65 @@ mod tests {
             String::from_utf8(l.bytes).unwrap(),
             r#"{"cniVersion":"0.3.1","name":"single","plugins":[{"bridge":"br\u003c0\u003e","cniVersion":"0.3.1","name":"single","type":"bridge"}]}"#
         );
+    }
+
+    /// The fields and plugins of a list, for comparing lists apart from their bytes.
+    fn meaning(l: &NetworkConfigList) -> (String, String, [bool; 3], Vec<Map<String, Value>>) {
+        let flags = [l.disable_check, l.disable_gc, l.load_only_inlined_plugins];
+        (l.name.clone(), l.cni_version.clone(), flags, l.plugins.iter().map(|p| p.conf.clone()).collect())
+    }
+
+    #[test]
+    fn to_value_keeps_what_it_does_not_know() {
+        let text = r#"{"cniVersion":"0.4.0","cniVersions":["1.1.0","0.4.0"],"name":"n","disableCheck":"TRUE",
+            "args":{"podman_labels":{"a":"<b>"},"podman_options":{"isolate":"true"}},"x-big":12345678901234567890,"x-f":1.5,
+            "plugins":[{"type":"bridge","mtu":1500,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/16"}]]},"unknown":[null,true,{}]}]}"#;
+        let l = NetworkConfigList::from_bytes(text.as_bytes()).unwrap();
+        let original: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(l.to_value(), original, "unchanged list: the object it came from, unknown keys, string booleans and cniVersion");
+        let again = NetworkConfigList::from_bytes(&l.to_json_pretty()).unwrap();
+        assert_eq!(meaning(&again), meaning(&l));
+        assert_eq!(again.to_value(), original);
+        assert!(l.to_json_pretty().ends_with(b"}\n"));
+        assert!(String::from_utf8(l.to_json_pretty()).unwrap().contains(r#""a": "\u003cb\u003e""#), "Go's escaping, 4-space indent");
+
+        let mut m = l.clone();
+        m.name = "m".into();
+        m.disable_check = false;
+        m.disable_gc = true;
+        m.plugins[0] = m.plugins[0].inject([("mtu", json!(9000))]).unwrap();
+        let v = m.to_value();
+        assert_eq!(
+            (&v["name"], &v["disableCheck"], &v["disableGC"], &v["plugins"][0]["mtu"]),
+            (&json!("m"), &json!(false), &json!(true), &json!(9000))
+        );
+        assert_eq!((&v["args"], &v["x-big"], &v["cniVersions"]), (&original["args"], &original["x-big"], &original["cniVersions"]));
+        assert_eq!(v["plugins"][0]["unknown"], original["plugins"][0]["unknown"]);
+        assert_eq!(meaning(&NetworkConfigList::from_bytes(&m.to_json_pretty()).unwrap()), meaning(&m));
+
+        // a version set by hand is the one that runs
+        let mut m = l.clone();
+        m.cni_version = "1.0.0".into();
+        let v = m.to_value();
+        assert_eq!(v["cniVersion"], "1.0.0");
+        assert!(v.get("cniVersions").is_none());
+        assert_eq!(NetworkConfigList::from_bytes(&m.to_json_pretty()).unwrap().cni_version, "1.0.0");
+    }
+
+    #[test]
+    fn to_value_inlines_every_plugin() {
+        // plugins a loader appended from <dir>/<name>/ (the file had none inline)
+        let mut l = NetworkConfigList::from_bytes(br#"{"cniVersion":"1.0.0","name":"n","args":{"k":1}}"#).unwrap();
+        l.plugins.push(PluginConfig::from_bytes(br#"{"type":"from-dir","k":[1]}"#).unwrap());
+        let v = l.to_value();
+        assert_eq!(v, json!({"cniVersion":"1.0.0","name":"n","args":{"k":1},"plugins":[{"type":"from-dir","k":[1]}]}));
+        // a list built by hand, without bytes
+        let hand = NetworkConfigList { bytes: Vec::new(), name: "h".into(), cni_version: "1.1.0".into(), ..l.clone() };
+        assert_eq!(hand.to_value(), json!({"cniVersion":"1.1.0","name":"h","plugins":[{"type":"from-dir","k":[1]}]}));
+        // from a single-plugin config
+        let c = PluginConfig::from_bytes(br#"{"cniVersion":"0.3.1","name":"single","type":"bridge","x":{"y":2}}"#).unwrap();
+        let w = NetworkConfigList::from_conf(&c).unwrap();
+        assert_eq!(meaning(&NetworkConfigList::from_bytes(&w.to_json_pretty()).unwrap()), meaning(&w));
     }
 
     #[test]

@@ -49,18 +49,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     match cli.command {
-        Command::Install { dir } => match crate::install::install(&dir, &crate::applets()) {
-            Ok(made) => {
-                for p in made {
-                    println!("{}", p.display());
-                }
-                0
-            }
-            Err(e) => {
-                eprintln!("rcni install: {}: {e}", dir.display());
-                1
-            }
-        },
+        Command::Install { dir } => {
+            let outcome = crate::install::install(&dir, &crate::applets())
+                .map(|made| {
+                    for p in made {
+                        println!("{}", p.display());
+                    }
+                    0
+                })
+                .map_err(|e| format!("{}: {e}", dir.display()));
+            crate::exit::exit_code("install", outcome)
+        }
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
         Command::Attach(a) => crate::attach_cmd::attach(a),

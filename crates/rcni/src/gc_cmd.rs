@@ -18,13 +18,15 @@
 //! Prints what it reclaimed (or JSON with `--json`); exits 1 when anything could not be
 //! reclaimed.
 
-use crate::attach_cmd::{cached_list, RuntimeEnv, DEFAULT_NETWORK, DEFAULT_NETWORK_NAME};
+use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
+use crate::exit::{exit_code, fail};
+use crate::runtime_env::{cached_list, lock_network_exclusive, RuntimeEnv};
 use clap::Args;
-use cni_runtime::{conf, Cache, CniConfig, Ctx, GcArgs, NetworkAttachment, NetworkLock, RuntimeConf};
+use cni_runtime::{conf, Cache, CniConfig, GcArgs, NetworkAttachment, RuntimeConf};
 use cni_types::config::GcAttachment;
 use cni_types::NetworkConfigList;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 #[derive(Args)]
@@ -70,7 +72,7 @@ fn networks(g: &GcArgsCli) -> Result<Vec<NetworkConfigList>, String> {
     let mut lists: Vec<NetworkConfigList> =
         conf::load_all(&g.env.conf_dir, 0).map_err(|e| e.to_string())?.into_iter().map(|(_, l)| l).collect();
     if !lists.iter().any(|l| l.name == DEFAULT_NETWORK_NAME) {
-        lists.push(NetworkConfigList::from_bytes(DEFAULT_NETWORK.as_bytes()).map_err(|e| e.to_string())?);
+        lists.push(default_network()?);
     }
     if !g.networks.is_empty() {
         lists.retain(|l| g.networks.contains(&l.name));
@@ -112,15 +114,15 @@ fn judge(cache: &Cache, a: &NetworkAttachment, grace: Duration) -> Verdict {
 /// its plugins.
 fn collect(g: &GcArgsCli, cni: &CniConfig, name: &str, list: Option<&NetworkConfigList>) -> Report {
     let mut r = Report { network: name.to_string(), ..Default::default() };
-    let _lock = match NetworkLock::exclusive(Path::new(cni_runtime::lock::LOCK_DIR), name) {
+    let _lock = match lock_network_exclusive(name) {
         Ok(l) => l,
         Err(e) => {
-            r.errors.push(format!("locking network {name}: {e}"));
+            r.errors.push(e);
             return r;
         }
     };
     let cache = cni.cache(&Default::default());
-    let ctx = Ctx::with_timeout(Duration::from_secs(g.env.timeout));
+    let ctx = g.env.ctx();
     let grace = Duration::from_secs(g.grace_period);
     // read under the lock: an attachment added while we waited for it must count as valid
     let cached = match cache.network_attachments(name) {
@@ -167,29 +169,22 @@ fn collect(g: &GcArgsCli, cni: &CniConfig, name: &str, list: Option<&NetworkConf
 }
 
 pub fn gc(g: GcArgsCli) -> i32 {
-    let lists = match networks(&g) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("rcni gc: {e}");
-            return 1;
-        }
-    };
+    exit_code("gc", run_gc(&g))
+}
+
+/// Collects every network (or those asked for); the exit code is 1 when anything could not be
+/// reclaimed (those errors are reported as they come, per network).
+fn run_gc(g: &GcArgsCli) -> Result<i32, String> {
+    let lists = networks(g)?;
+    let cni = g.env.cni()?;
     // networks only the cache knows (e.g. removed from the config directory, or the loopback
     // network of `rcni attach`): their stale attachments are DELed with the cached config
-    let cni = match crate::attach_cmd::cni(&g.env) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rcni gc: {e}");
-            return 1;
-        }
-    };
-    let others = cache_only(&g, &cni, &lists);
+    let others = cache_only(g, &cni, &lists);
     if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
-        eprintln!("rcni gc: no network {n:?} in {} or in the result cache", g.env.conf_dir.display());
-        return 1;
+        return Err(format!("no network {n:?} in {} or in the result cache", g.env.conf_dir.display()));
     }
-    let mut reports: Vec<Report> = lists.iter().map(|l| collect(&g, &cni, &l.name, Some(l))).collect();
-    reports.extend(others.iter().map(|n| collect(&g, &cni, n, None)));
+    let mut reports: Vec<Report> = lists.iter().map(|l| collect(g, &cni, &l.name, Some(l))).collect();
+    reports.extend(others.iter().map(|n| collect(g, &cni, n, None)));
     let failed = reports.iter().any(|r| !r.errors.is_empty());
     if g.json {
         let nets: Vec<Value> = reports
@@ -224,7 +219,7 @@ pub fn gc(g: GcArgsCli) -> i32 {
                 );
             }
             for e in &r.errors {
-                eprintln!("rcni gc: {}: {e}", r.network);
+                fail("gc", format_args!("{}: {e}", r.network));
             }
             println!(
                 "{}: {} reclaimed, {} live, {} left alone{}",
@@ -236,5 +231,5 @@ pub fn gc(g: GcArgsCli) -> i32 {
             );
         }
     }
-    i32::from(failed)
+    Ok(if failed { crate::exit::FAILURE } else { 0 })
 }

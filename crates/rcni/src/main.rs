@@ -4,9 +4,12 @@
 mod attach_cmd;
 mod cli;
 mod cnitool;
+mod default_network;
+mod exit;
 mod gc_cmd;
 mod install;
 mod netns_cmd;
+mod runtime_env;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -29,8 +29,7 @@ pub enum NetnsCmd {
 }
 
 fn fail(e: impl std::fmt::Display) -> i32 {
-    eprintln!("rcni netns: {e}");
-    1
+    crate::exit::fail("netns", e)
 }
 
 pub fn run(cmd: NetnsCmd) -> i32 {
