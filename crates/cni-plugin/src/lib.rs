@@ -27,6 +27,7 @@
 //! ```
 
 use cni_types::error::code;
+use cni_types::result::Result100;
 use cni_types::{gojson, validate, version, CniArgs, CniError, CniResult, NetConf};
 use serde::de::DeserializeOwned;
 use std::io::{Read, Write};
@@ -62,6 +63,21 @@ impl CmdArgs {
     /// The `prevResult`, parsed in the config's version; a malformed one is code 6.
     pub fn prev_result(&self, conf: &NetConf) -> Result<Option<CniResult>, CniError> {
         conf.prev_result().map_err(|e| CniError::decoding(e.to_string()))
+    }
+
+    /// The `prevResult` a chained plugin needs: absent is code 7 with the reference's text
+    /// `missing`, malformed code 6. Returns it as given (a meta plugin's ADD result) and in
+    /// the current version (to read).
+    pub fn required_prev_result(&self, conf: &NetConf, missing: &str) -> Result<(CniResult, Result100), CniError> {
+        let raw = self.prev_result(conf)?.ok_or_else(|| CniError::invalid_config(missing))?;
+        let current = raw.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        Ok((raw, current))
+    }
+
+    /// The `prevResult` as a hint, for DEL and GC, which must go on without one: `None` when
+    /// it is absent, malformed or cannot be converted to the current version.
+    pub fn prev_result_hint(&self, conf: &NetConf) -> Option<Result100> {
+        self.prev_result(conf).ok().flatten().and_then(|p| p.to_current().ok())
     }
 
     /// `CNI_ARGS`, accepting the `known` keys (others need `IgnoreUnknown=1`); failure is code 4.

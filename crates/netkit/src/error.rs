@@ -82,4 +82,13 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A kernel failure as a plugin reports it: CNI's internal error (code 999) with what was being
+/// done and the kernel's errno and message. Plugins return `?` on kernel calls; where the
+/// reference gives another code or text for a failure, the plugin maps that failure itself.
+impl From<Error> for cni_types::CniError {
+    fn from(e: Error) -> Self {
+        cni_types::CniError::internal(e.to_string())
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -116,44 +116,60 @@ pub fn setup_veth(
     Err(Error::msg(format!("creating veth {ifname}"), "failed to find a unique veth name"))
 }
 
-/// How addresses are added.
+/// How an interface is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConfigureOpts {
     /// Run IPv6 duplicate address detection (and wait for it) instead of adding addresses
     /// usable at once.
     pub dad: bool,
+    /// Announce the interface's addresses when it comes up or changes MAC (`arp_notify`).
+    pub arp_notify: bool,
 }
 
 /// Configures `ifname` (inside `ns`, reached through `nl`) from `result`: the addresses whose
-/// `interface` index names it, IPv6 enabled when needed, link up, then the routes (a route
-/// without a gateway uses the family's first gateway). Errors name what failed.
+/// `interface` index names it, link up, then the routes (a route without a gateway uses the
+/// family's first gateway). Its sysctls are written in one visit of the namespace first: DAD off
+/// (or `enhanced_dad` on with `opts.dad`), `arp_notify` when asked, IPv6 enabled when it gets an
+/// IPv6 address. An address whose interface index does not name `ifname` fails before anything
+/// changes; other errors name what failed.
 pub fn configure_iface(nl: &mut Netlink, ns: &NetNs, ifname: &str, result: &Result100, opts: ConfigureOpts) -> Result<()> {
     if result.interfaces.is_empty() {
         return Err(Error::msg(format!("configuring {ifname}"), "no interfaces to configure"));
     }
-    let link = nl.link_by_name(ifname)?;
-    let (mut gw4, mut gw6): (Option<IpAddr>, Option<IpAddr>) = (None, None);
-    let mut ipv6_ready = false;
-    let mut any_v6 = false;
-    for ipc in &result.ips {
-        let Some(idx) = ipc.interface else { continue };
+    let mine: Vec<&cni_types::result::IpConfig> = result.ips.iter().filter(|i| i.interface.is_some()).collect();
+    for ipc in &mine {
+        let idx = ipc.interface.unwrap_or_default();
         if idx >= result.interfaces.len() || result.interfaces[idx].name != ifname {
             return Err(Error::msg(format!("adding address {} to {ifname:?}", ipc.address), "invalid interface index"));
         }
-        let v6 = ipc.address.addr().is_ipv6();
-        if v6 && !ipv6_ready {
-            ns.run(|| -> Result<()> {
-                for dev in ["lo", ifname] {
-                    let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
-                    if sysctl::read(&key).map(|v| v != "0").unwrap_or(false) {
-                        sysctl::write(&key, "0").map_err(|e| e.context(format!("enabling IPv6 on {dev}")))?;
-                    }
-                }
-                sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")
-            })??;
-            ipv6_ready = true;
+    }
+    let any_v6 = mine.iter().any(|i| i.address.addr().is_ipv6());
+    let link = nl.link_by_name(ifname)?;
+    ns.run(|| -> Result<()> {
+        // best effort: without IPv6 in the kernel these files do not exist
+        if opts.dad {
+            let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+            let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+        } else {
+            let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
         }
-        any_v6 |= v6;
+        if opts.arp_notify {
+            let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+        }
+        if any_v6 {
+            for dev in ["lo", ifname] {
+                let key = format!("net/ipv6/conf/{dev}/disable_ipv6");
+                if sysctl::read(&key).map(|v| v != "0").unwrap_or(false) {
+                    sysctl::write(&key, "0").map_err(|e| e.context(format!("enabling IPv6 on {dev}")))?;
+                }
+            }
+            sysctl::write(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
+        }
+        Ok(())
+    })??;
+    let (mut gw4, mut gw6): (Option<IpAddr>, Option<IpAddr>) = (None, None);
+    for ipc in &mine {
+        let v6 = ipc.address.addr().is_ipv6();
         nl.add_addr(link.index, ipc.address, AddrFlags { nodad: v6 && !opts.dad })
             .map_err(|e| e.context(format!("configuring {ifname}")))?;
         if let Some(gw) = ipc.gateway {

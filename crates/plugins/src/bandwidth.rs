@@ -22,7 +22,7 @@
 //! not in `cni.dev/valid-attachments` (nothing without the key); IFBs without such an alias
 //! (the reference's) are left alone. Goes on past failures and reports them all.
 
-use crate::kernel;
+use crate::common::Rollback;
 use cni_plugin::{CmdArgs, Failures, Plugin};
 use cni_types::capabilities::Bandwidth as Limits;
 use cni_types::config::get_fold;
@@ -31,7 +31,7 @@ use cni_types::{CniError, CniResult, NetConf};
 use netkit::iface::gc_owned_links;
 use netkit::netlink::{psched_ticks_per_usec, tc_handle, Link, LinkKind, LinkSpec, Tbf, INGRESS_HANDLE, TC_H_INGRESS, TC_H_ROOT};
 use netkit::owner::{hashed_name, valid_tags, Owner};
-use netkit::{NetNs, Netlink};
+use netkit::Netlink;
 use serde_json::{Map, Value};
 
 pub struct Bandwidth;
@@ -124,8 +124,7 @@ fn host_interface(args: &CmdArgs, result: &Result100, host: &mut Netlink) -> Res
     if result.interfaces.is_empty() {
         return Err(CniError::invalid_config("no interfaces provided"));
     }
-    let ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
-    let mut cont = Netlink::open_in(&ns).map_err(kernel)?;
+    let (_, mut cont) = crate::common::open_container(&args.netns)?;
     let (cont_index, peer) = cont
         .link_by_name(&args.ifname)
         .and_then(|l| Ok((l.index, l.veth_peer()?.0)))
@@ -142,42 +141,17 @@ fn host_interface(args: &CmdArgs, result: &Result100, host: &mut Netlink) -> Res
     Ok(link)
 }
 
-/// What this ADD created, to remove if it fails.
-#[derive(Default)]
-struct Undo {
-    host_root: Option<u32>,
-    host_ingress: Option<u32>,
-    ifb: Option<u32>,
-}
-
-impl Undo {
-    fn run(&self, host: &mut Netlink) {
-        if let Some(i) = self.ifb {
-            let _ = host.del_link(i);
-        }
-        if let Some(i) = self.host_ingress {
-            let _ = host.del_qdisc(i, INGRESS_HANDLE, TC_H_INGRESS);
-        }
-        if let Some(i) = self.host_root {
-            let _ = host.del_qdisc(i, tc_handle(1, 0), TC_H_ROOT);
-        }
-    }
-}
-
-fn shape(
-    args: &CmdArgs,
-    c: &Conf,
-    limits: &Limits,
-    mut result: Result100,
-    host: &mut Netlink,
-    undo: &mut Undo,
-) -> Result<Result100, CniError> {
-    let ticks = psched_ticks_per_usec().map_err(kernel)?;
-    let veth = host_interface(args, &result, host)?;
+/// ADD's shaping; a failure removes what it made (newest first).
+fn shape(args: &CmdArgs, c: &Conf, limits: &Limits, mut result: Result100) -> Result<Result100, CniError> {
+    let mut rb = Rollback::new();
+    let mut host = Netlink::new()?;
+    let ticks = psched_ticks_per_usec()?;
+    let veth = host_interface(args, &result, &mut host)?;
+    let v = veth.index;
     if limits.ingress_rate > 0 && limits.ingress_burst > 0 {
         let t = tbf(limits.ingress_rate, limits.ingress_burst, ticks);
-        host.add_tbf(veth.index, tc_handle(1, 0), TC_H_ROOT, &t).map_err(failed("create qdisc"))?;
-        undo.host_root = Some(veth.index);
+        host.add_tbf(v, tc_handle(1, 0), TC_H_ROOT, &t).map_err(failed("create qdisc"))?;
+        rb.push("the ingress bucket", move || Ok(Netlink::new()?.del_qdisc(v, tc_handle(1, 0), TC_H_ROOT)?));
     }
     if limits.egress_rate > 0 && limits.egress_burst > 0 {
         let name = ifb_name(&c.net.name, &args.container_id);
@@ -187,17 +161,19 @@ fn shape(
         spec.up = true;
         host.add_link(&spec).map_err(failed("adding link"))?;
         let ifb = host.link_by_name(&name).map_err(failed("get ifb device"))?;
-        undo.ifb = Some(ifb.index);
+        let i = ifb.index;
+        rb.push("the IFB device", move || Ok(Netlink::new()?.del_link(i)?));
         let owner = Owner::new(&c.net.name, &args.container_id, &args.ifname);
-        host.set_alias(ifb.index, &owner.comment()).map_err(kernel)?;
+        host.set_alias(i, &owner.comment())?;
         // the bucket first, so no packet reaches the IFB unshaped
         let t = tbf(limits.egress_rate, limits.egress_burst, ticks);
-        host.add_tbf(ifb.index, tc_handle(1, 0), TC_H_ROOT, &t).map_err(failed("create ifb qdisc: create qdisc"))?;
-        host.add_ingress_qdisc(veth.index).map_err(failed("create ingress qdisc"))?;
-        undo.host_ingress = Some(veth.index);
-        host.add_u32_redirect(veth.index, INGRESS_HANDLE, 1, tc_handle(1, 1), ifb.index).map_err(failed("add filter"))?;
+        host.add_tbf(i, tc_handle(1, 0), TC_H_ROOT, &t).map_err(failed("create ifb qdisc: create qdisc"))?;
+        host.add_ingress_qdisc(v).map_err(failed("create ingress qdisc"))?;
+        rb.push("the ingress qdisc", move || Ok(Netlink::new()?.del_qdisc(v, INGRESS_HANDLE, TC_H_INGRESS)?));
+        host.add_u32_redirect(v, INGRESS_HANDLE, 1, tc_handle(1, 1), i).map_err(failed("add filter"))?;
         result.interfaces.push(Interface::new(name, ifb.mac_string(), ""));
     }
+    rb.commit();
     Ok(result)
 }
 
@@ -212,7 +188,7 @@ fn failed(what: &'static str) -> impl Fn(netkit::Error) -> CniError {
 
 /// The root qdisc of link `index` must be a tbf with these numbers.
 fn check_tbf(host: &mut Netlink, index: u32, want: &Tbf) -> Result<(), CniError> {
-    let qdiscs = host.qdiscs(index).map_err(kernel)?;
+    let qdiscs = host.qdiscs(index)?;
     let Some(have) = qdiscs.iter().find(|q| q.parent == TC_H_ROOT).and_then(|q| q.tbf) else {
         return Err(CniError::internal("Failed to find qdisc"));
     };
@@ -235,40 +211,31 @@ impl Plugin for Bandwidth {
         let Some(limits) = active(&c.limits) else {
             return Ok(prev);
         };
-        let result = prev_current(&prev)?;
-        let mut host = Netlink::new().map_err(kernel)?;
-        let mut undo = Undo::default();
-        match shape(args, &c, limits, result, &mut host, &mut undo) {
-            Ok(r) => Ok(r.into()),
-            Err(e) => {
-                undo.run(&mut host);
-                Err(e)
-            }
-        }
+        Ok(shape(args, &c, limits, prev_current(&prev)?)?.into())
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c = load(args)?;
         let name = ifb_name(&c.net.name, &args.container_id);
-        let mut host = Netlink::new().map_err(kernel)?;
+        let mut host = Netlink::new()?;
         match host.link_by_name(&name) {
             Ok(l) if l.kind.as_deref() == Some("ifb") => match host.del_link(l.index) {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(kernel(e)),
+                Err(e) => Err(e.into()),
             },
             // a link of that name that is no IFB was not made here
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(kernel(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: NetConf = args.net_conf()?;
         let Some(valid) = args.valid_attachments()? else { return Ok(()) };
-        let mut host = Netlink::new().map_err(kernel)?;
-        let (_, failed) = gc_owned_links(&mut host, "ifb", &c.name, &valid_tags(&c.name, &valid)).map_err(kernel)?;
+        let mut host = Netlink::new()?;
+        let (_, failed) = gc_owned_links(&mut host, "ifb", &c.name, &valid_tags(&c.name, &valid))?;
         let mut failures = Failures::new();
         for e in failed {
             failures.note::<(), _>("bandwidth GC", Err(e));
@@ -280,12 +247,12 @@ impl Plugin for Bandwidth {
         let c = load(args)?;
         let prev = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("must be called as a chained plugin"))?;
         let result = prev_current(&prev)?;
-        let mut host = Netlink::new().map_err(kernel)?;
+        let mut host = Netlink::new()?;
         let veth = host_interface(args, &result, &mut host)?;
         let Some(limits) = active(&c.limits) else {
             return Ok(());
         };
-        let ticks = psched_ticks_per_usec().map_err(kernel)?;
+        let ticks = psched_ticks_per_usec()?;
         if limits.ingress_rate > 0 && limits.ingress_burst > 0 {
             check_tbf(&mut host, veth.index, &tbf(limits.ingress_rate, limits.ingress_burst, ticks))?;
         }

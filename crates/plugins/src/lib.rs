@@ -3,6 +3,7 @@
 
 pub mod bandwidth;
 pub mod bridge;
+pub mod common;
 pub mod delegate;
 pub mod firewall;
 pub mod host_local;
@@ -63,9 +64,4 @@ pub fn run(name: &str) -> Option<i32> {
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     ))
-}
-
-/// A kernel-layer failure as a CNI error.
-pub(crate) fn kernel(e: netkit::Error) -> cni_types::CniError {
-    cni_types::CniError::internal(e.to_string())
 }

@@ -5,7 +5,6 @@
 //! `lo` that is not a loopback address is an error. CHECK: `lo` is up. DEL without a netns, or
 //! with one that is gone, succeeds.
 
-use crate::kernel;
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::result::{Interface, IpConfig, Result100};
 use cni_types::{version, CniError, CniResult};
@@ -24,9 +23,9 @@ impl Plugin for Loopback {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let conf = args.net_conf()?;
         let prev = args.prev_result(&conf)?;
-        let (mut nl, lo) = open_lo(&args.netns).map_err(kernel)?;
-        nl.set_up(lo, true).map_err(kernel)?;
-        let addrs = nl.addrs(Some(lo), None).map_err(kernel)?;
+        let (mut nl, lo) = open_lo(&args.netns)?;
+        nl.set_up(lo, true)?;
+        let addrs = nl.addrs(Some(lo), None)?;
         if let Some(bad) = addrs.iter().find(|a| !a.addr.addr().is_loopback()) {
             return Err(CniError::internal(format!("loopback interface found with non-loopback address \"{}\"", bad.addr.addr())));
         }
@@ -49,8 +48,8 @@ impl Plugin for Loopback {
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let (mut nl, lo) = open_lo(&args.netns).map_err(kernel)?;
-        if nl.link_by_index(lo).map_err(kernel)?.up {
+        let (mut nl, lo) = open_lo(&args.netns)?;
+        if nl.link_by_index(lo)?.up {
             Ok(())
         } else {
             Err(CniError::internal("loopback interface is down"))
@@ -62,9 +61,9 @@ impl Plugin for Loopback {
             return Ok(());
         }
         match open_lo(&args.netns) {
-            Ok((mut nl, lo)) => nl.set_up(lo, false).map_err(kernel),
+            Ok((mut nl, lo)) => Ok(nl.set_up(lo, false)?),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(kernel(e)),
+            Err(e) => Err(e.into()),
         }
     }
 }

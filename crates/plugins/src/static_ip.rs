@@ -20,8 +20,7 @@ impl Plugin for Static {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let conf = load_config(&args.stdin, &args.args)?;
         let net = args.net_conf()?;
-        let prev = args.prev_result(&net)?.ok_or_else(|| CniError::invalid_config("Required prevResult missing"))?;
-        let prev = prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        let (_, prev) = args.required_prev_result(&net, "Required prevResult missing")?;
         check(&conf, &prev, &args.ifname)
     }
 

@@ -33,7 +33,6 @@
 //! whose attachment is not in `cni.dev/valid-attachments`, restoring nothing (the namespace is
 //! gone); files without the keys (Go's) are never touched, nor is anything without the list.
 
-use crate::kernel;
 use cni_plugin::{CmdArgs, Failures, Plugin};
 use cni_types::error::code;
 use cni_types::{CniError, CniResult, NetConf};
@@ -493,7 +492,7 @@ fn originals(ns: &NetNs, nl: &mut Option<Netlink>, ifname: &str, p: &Plan) -> Re
         }
         Ok(m)
     });
-    b.sysctl = read.map_err(kernel)??;
+    b.sysctl = read??;
     Ok((b, index))
 }
 
@@ -508,27 +507,27 @@ fn apply(ns: &NetNs, nl: &mut Option<Netlink>, index: Option<u32>, p: &Plan, ori
         }
         Ok(())
     });
-    wrote.map_err(kernel)??;
+    wrote??;
     let (Some(nl), Some(i)) = (nl, index) else { return Ok(()) };
     if let Some((mac, _)) = p.mac {
         undo.mac = orig.mac.clone();
-        nl.set_mac(i, mac).map_err(kernel)?;
+        nl.set_mac(i, mac)?;
     }
     if p.promisc {
         undo.promisc = orig.promisc;
-        nl.set_promisc(i, true).map_err(kernel)?;
+        nl.set_promisc(i, true)?;
     }
     if let Some(mtu) = p.mtu {
         undo.mtu = orig.mtu;
-        nl.set_mtu(i, mtu).map_err(kernel)?;
+        nl.set_mtu(i, mtu)?;
     }
     if let Some(on) = p.allmulti {
         undo.allmulti = orig.allmulti;
-        nl.set_allmulti(i, on).map_err(kernel)?;
+        nl.set_allmulti(i, on)?;
     }
     if let Some(q) = p.txqlen {
         undo.txqlen = orig.txqlen;
-        nl.set_txqlen(i, q).map_err(kernel)?;
+        nl.set_txqlen(i, q)?;
     }
     Ok(())
 }
@@ -547,7 +546,7 @@ impl Plugin for Tuning {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let p = load(args, Verb::Add)?;
         let ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
-        let mut nl = if p.changes_link() { Some(Netlink::open_in(&ns).map_err(kernel)?) } else { None };
+        let mut nl = if p.changes_link() { Some(Netlink::open_in(&ns)?) } else { None };
         let (orig, index) = originals(&ns, &mut nl, &args.ifname, &p)?;
 
         let file = backup_file(&p.data_dir, args);
@@ -644,10 +643,7 @@ impl Plugin for Tuning {
         let p = load(args, Verb::Check)?;
         p.prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
         let ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
-        let current = ns
-            .run(|| p.sysctls.iter().map(|s| sysctl::read(&s.path).map(|v| (s, v))).collect::<Result<Vec<_>, _>>())
-            .map_err(kernel)?
-            .map_err(kernel)?;
+        let current = ns.run(|| p.sysctls.iter().map(|s| sysctl::read(&s.path).map(|v| (s, v))).collect::<Result<Vec<_>, _>>())??;
         for (s, cur) in current {
             // compared field by field: "4096 87380" matches the kernel's "4096\t87380"
             if s.value.split_whitespace().ne(cur.split_whitespace()) {
@@ -657,7 +653,7 @@ impl Plugin for Tuning {
                 )));
             }
         }
-        let mut nl = Netlink::open_in(&ns).map_err(kernel)?;
+        let mut nl = Netlink::open_in(&ns)?;
         let ifname = &args.ifname;
         let l = nl.link_by_name(ifname).map_err(|_| CniError::internal(format!("Cannot find container link {ifname}")))?;
         let mismatch = |what: &str, want: &dyn fmt::Display, have: &dyn fmt::Display| {

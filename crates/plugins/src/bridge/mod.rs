@@ -23,16 +23,17 @@
 //! STATUS: IPAM STATUS (code 50 if the IPAM plugin is not on `CNI_PATH`), and with `ipMasq` or
 //! `macspoofchk`, code 50 when nftables is not usable.
 
-use crate::{delegate, kernel};
-use cni_plugin::{Attachments, CmdArgs, Failures, Plugin};
+use crate::common::{self, veth, MasqKeys, Rollback};
+use crate::delegate;
+use cni_plugin::{CmdArgs, Plugin};
 use cni_types::result::{Interface, Result100, Route};
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
-use netkit::iface::{configure_iface, enable_forwarding, remove_veth, setup_veth, ConfigureOpts};
+use netkit::iface::{configure_iface, enable_forwarding, setup_veth, ConfigureOpts};
 use netkit::netlink::{parse_mac, AddrFlags, BridgePortOpts, Link, LinkKind, LinkSpec};
 use netkit::nft::Nft;
-use netkit::owner::{valid_tags, Owner};
-use netkit::{masq, sysctl, NetNs, Netlink};
+use netkit::owner::Owner;
+use netkit::{sysctl, NetNs, Netlink};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -63,10 +64,8 @@ struct Conf {
     is_default_gw: bool,
     #[serde(rename = "forceAddress", default)]
     force_address: bool,
-    #[serde(rename = "ipMasq", default)]
-    ip_masq: bool,
-    #[serde(rename = "ipMasqBackend", default)]
-    ip_masq_backend: Option<String>,
+    #[serde(flatten)]
+    masq: MasqKeys,
     #[serde(default)]
     mtu: i64,
     #[serde(rename = "hairpinMode", default)]
@@ -148,16 +147,9 @@ fn load(args: &CmdArgs) -> Result<Setup, CniError> {
     if let Err(e) = cni_types::validate::interface_name(&c.bridge) {
         return Err(invalid(format!("invalid bridge name {:?}: {}", c.bridge, e.msg)));
     }
-    if !(0..=65535).contains(&c.mtu) {
-        return Err(invalid(format!("invalid MTU {}", c.mtu)));
-    }
-    match c.ip_masq_backend.as_deref() {
-        None | Some("") | Some("nftables") | Some("iptables") => {}
-        Some(other) => {
-            return Err(CniError::unsupported_field("ipMasqBackend", format!("unknown backend {other:?} (iptables or nftables)")))
-        }
-    }
-    let ipam = c.net.ipam.as_ref().map(|i| i.ipam_type.clone()).filter(|t| !t.is_empty());
+    let mtu = common::mtu(c.mtu)?;
+    c.masq.check()?;
+    let ipam = common::ipam_type(&c.net);
     if ipam.is_some() && c.disable_container_interface {
         return Err(invalid("cannot use IPAM when DisableContainerInterface flag is set"));
     }
@@ -182,7 +174,6 @@ fn load(args: &CmdArgs) -> Result<Setup, CniError> {
         Some(m) => Some(parse_mac(&m).ok_or_else(|| invalid(format!("invalid MAC address {m:?}")))?),
         None => None,
     };
-    let mtu = (c.mtu > 0).then_some(c.mtu as u32);
     let vlan = c.vlan as u16;
     Ok(Setup { c, ipam, mtu, vlan, trunk, mac })
 }
@@ -207,21 +198,21 @@ fn ensure_bridge(nl: &mut Netlink, s: &Setup) -> Result<Link, CniError> {
                 Err(e) if e.is_not_supported() && vlan_filtering.is_some() => {
                     return Err(CniError::unsupported_field("vlan", format!("this kernel lacks bridge VLAN filtering (802.1Q): {e}")))
                 }
-                Err(e) => return Err(kernel(e)),
+                Err(e) => return Err(e.into()),
             }
-            nl.link_by_name(name).map_err(kernel)?
+            nl.link_by_name(name)?
         }
-        Err(e) => return Err(kernel(e)),
+        Err(e) => return Err(e.into()),
     };
     if br.kind.as_deref() != Some("bridge") {
         return Err(invalid(format!("{name:?} already exists but is not a bridge")));
     }
     if s.c.promisc && !br.promisc {
-        nl.set_promisc(br.index, true).map_err(kernel)?;
+        nl.set_promisc(br.index, true)?;
     }
     let _ = sysctl::write(&format!("net/ipv6/conf/{name}/accept_ra"), "0");
     if !br.up {
-        nl.set_up(br.index, true).map_err(kernel)?;
+        nl.set_up(br.index, true)?;
     }
     Ok(br)
 }
@@ -230,7 +221,7 @@ fn ensure_bridge(nl: &mut Netlink, s: &Setup) -> Result<Link, CniError> {
 /// family (IPv4), or an overlapping one (IPv6), is an error unless `forceAddress` replaces it.
 fn ensure_addr(nl: &mut Netlink, link: &Link, gw: IpNet, force: bool, dad: bool) -> Result<(), CniError> {
     let v6 = gw.addr().is_ipv6();
-    for a in nl.addrs(Some(link.index), Some(v6)).map_err(kernel)? {
+    for a in nl.addrs(Some(link.index), Some(v6))? {
         if a.scope == 253 && v6 {
             continue; // link-local
         }
@@ -239,7 +230,7 @@ fn ensure_addr(nl: &mut Netlink, link: &Link, gw: IpNet, force: bool, dad: bool)
         }
         if !v6 || a.addr.contains(&gw.addr()) || gw.contains(&a.addr.addr()) {
             if force {
-                nl.del_addr(link.index, a.addr).map_err(kernel)?;
+                nl.del_addr(link.index, a.addr)?;
             } else {
                 return Err(CniError::internal(format!("{:?} already has an IP address different from {gw}", link.name)));
             }
@@ -248,14 +239,14 @@ fn ensure_addr(nl: &mut Netlink, link: &Link, gw: IpNet, force: bool, dad: bool)
     match nl.add_addr(link.index, gw, AddrFlags { nodad: v6 && !dad }) {
         Ok(()) => {}
         Err(e) if e.is_exists() => {}
-        Err(e) => return Err(kernel(e)),
+        Err(e) => return Err(e.into()),
     }
     // pin the bridge's current MAC (taken from its ports) so it stops changing as ports come
     // and go; a bridge without ports has none to pin
-    let now = nl.link_by_index(link.index).map_err(kernel)?;
+    let now = nl.link_by_index(link.index)?;
     if let Ok(mac) = <[u8; 6]>::try_from(now.mac.as_slice()) {
         if mac != [0; 6] {
-            nl.set_mac(link.index, mac).map_err(kernel)?;
+            nl.set_mac(link.index, mac)?;
         }
     }
     Ok(())
@@ -269,7 +260,7 @@ fn setup_port_vlans(nl: &mut Netlink, port: u32, vlan: u16, trunk: &[u16], prese
     }
     let vlan_err = |e: netkit::Error| CniError::unsupported_field("vlan", e.to_string());
     if !preserve_default {
-        for vid in nl.bridge_vlans(port).map_err(kernel)? {
+        for vid in nl.bridge_vlans(port)? {
             nl.bridge_vlan_del(port, vid, false).map_err(vlan_err)?;
         }
     }
@@ -285,58 +276,25 @@ fn setup_port_vlans(nl: &mut Netlink, port: u32, vlan: u16, trunk: &[u16], prese
     Ok(())
 }
 
-/// What an ADD has done so far, undone in reverse if it fails.
-#[derive(Default)]
-struct Undo {
-    host_veth: Option<u32>,
-    spoofchk: bool,
-    ipam: bool,
-    masq: bool,
-}
-
-impl Undo {
-    fn run(self, args: &CmdArgs, s: &Setup, host: &mut Netlink) {
-        let o = owner(args, s);
-        if let Ok(mut nft) = Nft::new() {
-            if self.masq {
-                let _ = masq::teardown(&mut nft, &o, &[]);
-            }
-            if self.spoofchk {
-                let _ = spoofchk::teardown(&mut nft, &o);
-            }
-        }
-        if let Some(idx) = self.host_veth {
-            let _ = host.del_link(idx);
-        }
-        if self.ipam {
-            if let Some(t) = &s.ipam {
-                let _ = delegate::del(t, args);
-            }
-        }
-    }
-}
-
 /// The network address + 1 (the reference's default gateway).
 fn default_gateway(addr: &IpNet) -> IpAddr {
     ipam::ip::add(addr.network(), 1)
 }
 
-fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result<Result100, CniError> {
-    let cont_ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
-    let mut cont = Netlink::open_in(&cont_ns).map_err(kernel)?;
-    if cont.link_by_name(&args.ifname).is_ok() {
-        return Err(CniError::internal(format!("container veth name ({:?}) already exists", args.ifname)));
-    }
-    let br = ensure_bridge(host, s)?;
-    let pair = setup_veth(host, &mut cont, &cont_ns, &args.ifname, s.mtu, s.mac).map_err(kernel)?;
-    undo.host_veth = Some(pair.host.index);
-    host.set_master(pair.host.index, Some(br.index)).map_err(kernel)?;
-    host.set_bridge_port(
-        pair.host.index,
-        BridgePortOpts { hairpin: Some(s.c.hairpin), isolated: Some(s.c.port_isolation), learning: None },
-    )
-    .map_err(kernel)?;
-    setup_port_vlans(host, pair.host.index, s.vlan, &s.trunk, s.c.preserve_default_vlan)?;
+/// ADD. Every step registers its undo in `rb` first, so a failure anywhere (or a panic) leaves
+/// nothing of this ADD behind.
+fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
+    let mut rb = Rollback::new();
+    let mut host = Netlink::new()?;
+    let (cont_ns, mut cont) = common::open_container(&args.netns)?;
+    common::ensure_ifname_free(&mut cont, &args.ifname)?;
+    let br = ensure_bridge(&mut host, s)?;
+    let pair = setup_veth(&mut host, &mut cont, &cont_ns, &args.ifname, s.mtu, s.mac)?;
+    let veth = pair.host.index;
+    rb.push("the veth", move || Ok(Netlink::new()?.del_link(veth)?));
+    host.set_master(veth, Some(br.index))?;
+    host.set_bridge_port(veth, BridgePortOpts { hairpin: Some(s.c.hairpin), isolated: Some(s.c.port_isolation), learning: None })?;
+    setup_port_vlans(&mut host, veth, s.vlan, &s.trunk, s.c.preserve_default_vlan)?;
 
     let mut result = Result100 {
         cni_version: cni_types::version::CURRENT.into(),
@@ -347,20 +305,21 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
         ],
         ..Default::default()
     };
+    let o = owner(args, s);
 
     if s.c.macspoofchk {
         let mac = <[u8; 6]>::try_from(pair.container.mac.as_slice()).map_err(|_| CniError::internal("container veth has no MAC"))?;
-        let mut nft = Nft::new().map_err(kernel)?;
-        undo.spoofchk = true;
-        spoofchk::setup(&mut nft, &owner(args, s), &pair.host.name, mac).map_err(kernel)?;
+        let undo_owner = o.clone();
+        rb.push("the spoof check", move || {
+            spoofchk::teardown(&mut Nft::new()?, &undo_owner)?;
+            Ok(())
+        });
+        spoofchk::setup(&mut Nft::new()?, &o, &pair.host.name, mac)?;
     }
 
     if let Some(ipam_type) = &s.ipam {
-        undo.ipam = true;
-        let r = delegate::add(ipam_type, args)?.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
-        if r.ips.is_empty() {
-            return Err(CniError::internal("IPAM plugin returned missing IP config"));
-        }
+        rb.push("the IPAM lease", || delegate::del(ipam_type, args));
+        let r = common::ipam_add(ipam_type, args)?;
         result.ips = r.ips;
         result.routes = r.routes;
         result.dns = r.dns;
@@ -389,34 +348,20 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
                 }
             }
         }
-        let ifname = args.ifname.clone();
-        cont_ns
-            .run(|| {
-                if s.c.enabledad {
-                    let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-                    let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
-                } else {
-                    let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
-                }
-                let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
-            })
-            .map_err(kernel)?;
-        configure_iface(&mut cont, &cont_ns, &args.ifname, &result, ConfigureOpts { dad: s.c.enabledad }).map_err(kernel)?;
+        configure_iface(&mut cont, &cont_ns, &args.ifname, &result, ConfigureOpts { dad: s.c.enabledad, arp_notify: true })?;
         if s.c.is_gw {
-            let gw_link = if s.vlan != 0 { ensure_vlan_interface(host, &br, s, &mut result)? } else { br.clone() };
+            let gw_link = if s.vlan != 0 { ensure_vlan_interface(&mut host, &br, s, &mut result)? } else { br.clone() };
             for gw in &gws {
-                ensure_addr(host, &gw_link, *gw, s.c.force_address, s.c.enabledad)?;
+                ensure_addr(&mut host, &gw_link, *gw, s.c.force_address, s.c.enabledad)?;
             }
-            enable_forwarding(gws.iter().any(|g| g.addr().is_ipv4()), gws.iter().any(|g| g.addr().is_ipv6())).map_err(kernel)?;
+            enable_forwarding(gws.iter().any(|g| g.addr().is_ipv4()), gws.iter().any(|g| g.addr().is_ipv6()))?;
         }
-        if s.c.ip_masq {
-            let mut nft = Nft::new().map_err(kernel)?;
-            undo.masq = true;
+        if s.c.masq.ip_masq {
             let addrs: Vec<IpNet> = result.ips.iter().map(|i| i.address).collect();
-            masq::setup(&mut nft, &owner(args, s), &addrs).map_err(kernel)?;
+            veth::masquerade(&mut rb, &o, &addrs)?;
         }
     } else if !s.c.disable_container_interface {
-        cont.set_up(pair.container.index, true).map_err(kernel)?;
+        cont.set_up(pair.container.index, true)?;
     }
 
     // the host end is usable once it is operationally up (normally at once)
@@ -424,7 +369,7 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
     if !s.c.disable_container_interface {
         for wait_ms in [0u64, 10, 50, 200, 500, 1000, 1000] {
             std::thread::sleep(Duration::from_millis(wait_ms));
-            let l = host.link_by_index(pair.host.index).map_err(kernel)?;
+            let l = host.link_by_index(veth)?;
             if l.oper_up {
                 host_end = Some(l);
                 break;
@@ -436,13 +381,12 @@ fn add(args: &CmdArgs, s: &Setup, undo: &mut Undo, host: &mut Netlink) -> Result
     }
     let host_end = match host_end {
         Some(l) => l,
-        None => host.link_by_index(pair.host.index).map_err(kernel)?,
+        None => host.link_by_index(veth)?,
     };
     result.interfaces[1].mac = host_end.mac_string();
-    result.interfaces[0].mac = host.link_by_index(br.index).map_err(kernel)?.mac_string();
-    if !s.c.net.dns.is_empty() {
-        result.dns = s.c.net.dns.clone();
-    }
+    result.interfaces[0].mac = host.link_by_index(br.index)?.mac_string();
+    common::apply_dns(&mut result, &s.c.net);
+    rb.commit();
     Ok(result)
 }
 
@@ -452,15 +396,15 @@ fn ensure_vlan_interface(host: &mut Netlink, br: &Link, s: &Setup, result: &mut 
     let link = match host.link_by_name(&name) {
         Ok(l) => l,
         Err(e) if e.is_not_found() => {
-            let here = NetNs::current().map_err(kernel)?;
-            let mut same = Netlink::new().map_err(kernel)?;
-            let pair = setup_veth(host, &mut same, &here, &name, Some(br.mtu), None).map_err(kernel)?;
-            host.set_master(pair.host.index, Some(br.index)).map_err(kernel)?;
+            let here = NetNs::current()?;
+            let mut same = Netlink::new()?;
+            let pair = setup_veth(host, &mut same, &here, &name, Some(br.mtu), None)?;
+            host.set_master(pair.host.index, Some(br.index))?;
             setup_port_vlans(host, pair.host.index, s.vlan, &[], s.c.preserve_default_vlan)?;
-            host.set_up(pair.container.index, true).map_err(kernel)?;
-            host.link_by_name(&name).map_err(kernel)?
+            host.set_up(pair.container.index, true)?;
+            host.link_by_name(&name)?
         }
-        Err(e) => return Err(kernel(e)),
+        Err(e) => return Err(e.into()),
     };
     if !result.interfaces.iter().any(|i| i.name == name) {
         result.interfaces.push(Interface::new(&name, link.mac_string(), ""));
@@ -471,37 +415,14 @@ fn ensure_vlan_interface(host: &mut Netlink, br: &Link, s: &Setup, result: &mut 
 impl Plugin for Bridge {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let s = load(args)?;
-        let mut host = Netlink::new().map_err(kernel)?;
-        let mut undo = Undo::default();
-        match add(args, &s, &mut undo, &mut host) {
-            Ok(r) => Ok(r.into()),
-            Err(e) => {
-                undo.run(args, &s, &mut host);
-                Err(e)
-            }
-        }
+        Ok(add(args, &s)?.into())
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
         let o = owner(args, &s);
-        let prev = args.prev_result(&s.c.net).ok().flatten().and_then(|p| p.to_current().ok());
-        // 1. firewall objects first: the addresses are still ours until IPAM releases them
-        let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
-        let mut nft = Nft::new().map_err(kernel)?;
-        masq::teardown(&mut nft, &o, &hint).map_err(kernel)?;
-        spoofchk::teardown(&mut nft, &o).map_err(kernel)?;
-        drop(nft);
-        // 2. the veth: through its host end when prevResult names it (no namespace switch), else
-        //    by name inside the container; gone is fine
-        let mut host = Netlink::new().map_err(kernel)?;
-        let host_end = prev.as_ref().and_then(|p| p.interfaces.get(1)).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
-        remove_veth(&mut host, host_end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname).map_err(kernel)?;
-        // 3. the lease
-        if let Some(t) = &s.ipam {
-            delegate::del(t, args)?;
-        }
-        Ok(())
+        // the result's interfaces: bridge, host veth (1), container veth
+        veth::del(args, &s.c.net, &o, 1, s.ipam.as_deref(), |nft| spoofchk::teardown(nft, &o))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
@@ -509,14 +430,13 @@ impl Plugin for Bridge {
         if let Some(t) = &s.ipam {
             delegate::check(t, args)?;
         }
-        let prev = args.prev_result(&s.c.net)?.ok_or_else(|| invalid("Required prevResult missing"))?;
-        let prev = prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        let (_, prev) = args.required_prev_result(&s.c.net, "Required prevResult missing")?;
         let fail = |m: String| Err(CniError::internal(m));
         let br_if = prev.interfaces.iter().find(|i| i.name == s.c.bridge);
         let cont_if = prev.interfaces.iter().find(|i| i.name == args.ifname && i.sandbox == args.netns);
         let Some(br_if) = br_if else { return fail(format!("CNI created bridge {} in host namespace was not found", s.c.bridge)) };
         let Some(cont_if) = cont_if else { return fail(format!("Sandbox in prevResult doesn't match configured netns: {}", args.netns)) };
-        let mut host = Netlink::new().map_err(kernel)?;
+        let mut host = Netlink::new()?;
         let br = host.link_by_name(&br_if.name).map_err(|_| CniError::internal(format!("Interface name {} not found", br_if.name)))?;
         if br.kind.as_deref() != Some("bridge") {
             return fail(format!("Interface {} does not have link type of bridge", br.name));
@@ -530,8 +450,7 @@ impl Plugin for Bridge {
                 br.name, s.c.promisc, br.promisc
             ));
         }
-        let ns = NetNs::open(&args.netns).map_err(kernel)?;
-        let mut cont = Netlink::open_in(&ns).map_err(kernel)?;
+        let (_, mut cont) = common::open_container(&args.netns)?;
         let c = cont.link_by_name(&args.ifname).map_err(|_| CniError::internal(format!("Interface name {} not found", args.ifname)))?;
         if c.kind.as_deref() != Some("veth") {
             return fail(format!("Error: Container interface {} not of type veth", c.name));
@@ -539,7 +458,7 @@ impl Plugin for Bridge {
         if !cont_if.mac.is_empty() && cont_if.mac != c.mac_string() {
             return fail(format!("Interface {} Mac {} doesn't match container Mac: {}", c.name, cont_if.mac, c.mac_string()));
         }
-        let (peer, _) = c.veth_peer().map_err(kernel)?;
+        let (peer, _) = c.veth_peer()?;
         let mut veth_found = false;
         for i in prev.interfaces.iter().filter(|i| i.name != br_if.name && i.name != cont_if.name) {
             let Ok(l) = host.link_by_name(&i.name) else { return fail(format!("Interface name {} not found", i.name)) };
@@ -554,13 +473,12 @@ impl Plugin for Bridge {
         if !veth_found {
             return fail(format!("CNI veth created for bridge {} was not found", s.c.bridge));
         }
-        check_ips_and_routes(&mut cont, &args.ifname, c.index, &prev)?;
+        veth::check_ips_and_routes(&mut cont, &args.ifname, c.index, &prev)?;
         let o = owner(args, &s);
-        let mut nft = Nft::new().map_err(kernel)?;
-        if s.c.ip_masq && s.ipam.is_some() && masq::owned_addresses(&mut nft, &o).map_err(kernel)?.is_empty() {
-            return fail(format!("masquerade for {} is missing", args.ifname));
+        if s.c.masq.ip_masq && s.ipam.is_some() {
+            veth::check_masquerade(&o, &args.ifname)?;
         }
-        if s.c.macspoofchk && !spoofchk::present(&mut nft, &o).map_err(kernel)? {
+        if s.c.macspoofchk && !spoofchk::present(&mut Nft::new()?, &o)? {
             return fail(format!("MAC spoof check for {} is missing", args.ifname));
         }
         Ok(())
@@ -568,63 +486,16 @@ impl Plugin for Bridge {
 
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
-        let Some(valid) = args.valid_attachments()? else { return Ok(()) };
-        let mut failures = Failures::new();
-        gc_masq(&s.c.net.name, &valid, &mut failures, true);
-        if let Some(t) = &s.ipam {
-            failures.note("IPAM GC", delegate::gc(t, args));
-        }
-        failures.finish()
+        let network = &s.c.net.name;
+        veth::gc(args, network, s.ipam.as_deref(), |nft, tags, failures| {
+            failures.note("spoof check GC", spoofchk::gc(nft, network, tags));
+        })
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
-        if let Some(t) = &s.ipam {
-            delegate::status(t, args)?;
-        }
-        if s.c.ip_masq || s.c.macspoofchk {
-            delegate::nft_status(masq::TABLE)?;
-        }
-        Ok(())
+        veth::status(args, s.ipam.as_deref(), s.c.masq.ip_masq || s.c.macspoofchk)
     }
-}
-
-/// GC of the network's masquerade elements and (with `spoof_check`) spoof-check rules whose owner
-/// is not among `valid` (shared with ptp).
-pub(crate) fn gc_masq(network: &str, valid: &Attachments, failures: &mut Failures, spoof_check: bool) {
-    let tags = valid_tags(network, valid);
-    let Some(mut nft) = failures.note("opening nftables", Nft::new()) else { return };
-    failures.note("masquerade GC", masq::gc(&mut nft, network, &tags));
-    if spoof_check {
-        failures.note("spoof check GC", spoofchk::gc(&mut nft, network, &tags));
-    }
-}
-
-/// Every address of the result on the interface, and every route present (the reference's
-/// `ValidateExpectedInterfaceIPs` and `ValidateExpectedRoute`).
-pub(crate) fn check_ips_and_routes(nl: &mut Netlink, ifname: &str, index: u32, prev: &Result100) -> Result<(), CniError> {
-    let addrs = nl.addrs(Some(index), None).map_err(kernel)?;
-    for ipc in &prev.ips {
-        if ipc.interface.and_then(|i| prev.interfaces.get(i)).is_some_and(|i| i.name != ifname) {
-            continue;
-        }
-        if !addrs.iter().any(|a| a.addr == ipc.address) {
-            return Err(CniError::internal(format!("Failed to match addr {} on interface {ifname}", ipc.address)));
-        }
-    }
-    // one dump per family
-    let mut tables: [Option<Vec<netkit::netlink::Route>>; 2] = [None, None];
-    for r in &prev.routes {
-        let v6 = r.dst.addr().is_ipv6();
-        let routes = match &mut tables[usize::from(v6)] {
-            Some(t) => t,
-            slot => slot.insert(nl.routes(v6, None).map_err(kernel)?),
-        };
-        if !routes.iter().any(|x| x.dst == r.dst.trunc() && (r.gw.is_none() || x.gw == r.gw || x.multipath.iter().any(|h| h.gw == r.gw))) {
-            return Err(CniError::internal(format!("Failed to find route {} via {:?} on {ifname}", r.dst, r.gw)));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,6 @@
 //! name no owner) and, as the reference, leaves the chains and isolation rules. CHECK: every
 //! prevResult address is accepted (for this attachment, with nftables).
 
-use crate::kernel;
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::{CniError, CniResult, NetConf};
 use netkit::nft::Nft;
@@ -99,8 +98,7 @@ fn owner(args: &CmdArgs, c: &Conf) -> Owner {
 impl Plugin for Firewall {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let (c, backend, policy) = load(args)?;
-        let prev_raw = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("missing prevResult from earlier plugin"))?;
-        let prev = prev_raw.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        let (prev_raw, prev) = args.required_prev_result(&c.net, "missing prevResult from earlier plugin")?;
         let bridge = prev.interfaces.first().map(|i| i.name.clone()).unwrap_or_default();
         if policy != Ingress::Open && bridge.is_empty() {
             return Err(CniError::invalid_config(
@@ -114,23 +112,17 @@ impl Plugin for Firewall {
         }
         match backend {
             Backend::Nftables => {
-                let mut nft = Nft::new().map_err(kernel)?;
-                nftables::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy).map_err(kernel)?;
+                let mut nft = Nft::new()?;
+                nftables::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy)?;
             }
-            Backend::Iptables(admin) => iptables::setup(&admin, &bridge, &addrs, policy).map_err(kernel)?,
+            Backend::Iptables(admin) => iptables::setup(&admin, &bridge, &addrs, policy)?,
         }
         Ok(prev_raw)
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: Conf = args.conf()?;
-        let hint: Vec<IpAddr> = args
-            .prev_result(&c.net)
-            .ok()
-            .flatten()
-            .and_then(|p| p.to_current().ok())
-            .map(|p| p.ips.iter().map(|i| i.address.addr()).collect())
-            .unwrap_or_default();
+        let hint: Vec<IpAddr> = args.prev_result_hint(&c.net).map(|p| p.ips.iter().map(|i| i.address.addr()).collect()).unwrap_or_default();
         if c.backend.as_deref() == Some("iptables") {
             // as the reference, DEL ignores iptables' errors (a runtime would retry it forever)
             if let Err(e) = iptables::teardown(&hint) {
@@ -138,8 +130,8 @@ impl Plugin for Firewall {
             }
             return Ok(());
         }
-        let mut nft = Nft::new().map_err(kernel)?;
-        nftables::teardown(&mut nft, &owner(args, &c), &hint).map_err(kernel)?;
+        let mut nft = Nft::new()?;
+        nftables::teardown(&mut nft, &owner(args, &c), &hint)?;
         Ok(())
     }
 
@@ -153,8 +145,8 @@ impl Plugin for Firewall {
             return Ok(());
         }
         let tags = netkit::owner::valid_tags(&c.net.name, &valid);
-        let mut nft = Nft::new().map_err(kernel)?;
-        nftables::gc(&mut nft, &c.net.name, &tags).map_err(kernel)?;
+        let mut nft = Nft::new()?;
+        nftables::gc(&mut nft, &c.net.name, &tags)?;
         Ok(())
     }
 
@@ -171,19 +163,18 @@ impl Plugin for Firewall {
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (c, backend, _) = load(args)?;
-        let prev = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("missing prevResult from earlier plugin"))?;
-        let prev = prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        let (_, prev) = args.required_prev_result(&c.net, "missing prevResult from earlier plugin")?;
         let addrs: Vec<IpAddr> = prev.ips.iter().map(|i| i.address.addr()).collect();
         match backend {
             Backend::Nftables => {
-                let mut nft = Nft::new().map_err(kernel)?;
-                let missing = nftables::missing(&mut nft, &owner(args, &c), &addrs).map_err(kernel)?;
+                let mut nft = Nft::new()?;
+                let missing = nftables::missing(&mut nft, &owner(args, &c), &addrs)?;
                 if let Some(ip) = missing.first() {
                     return Err(CniError::internal(format!("firewall: traffic for {ip} is not accepted for this container")));
                 }
             }
             Backend::Iptables(admin) => {
-                let missing = iptables::missing(&admin, &addrs).map_err(kernel)?;
+                let missing = iptables::missing(&admin, &addrs)?;
                 if !missing.is_empty() {
                     return Err(CniError::internal(format!("firewall: expected iptables rules not found: {}", missing.join("; "))));
                 }

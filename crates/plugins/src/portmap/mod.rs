@@ -21,7 +21,7 @@
 //! (nothing without the key), and generations of earlier settings once they are empty.
 //! STATUS: code 50 when nftables is not usable.
 
-use crate::kernel;
+use crate::common::Rollback;
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::capabilities::PortMapping;
 use cni_types::result::Result100;
@@ -123,10 +123,7 @@ fn settings(c: &Conf) -> Result<Settings, CniError> {
     if !(0..=31).contains(&bit) {
         return Err(CniError::invalid_config(format!("MasqMarkBit must be between 0 and 31, got {bit}")));
     }
-    match c.backend.as_deref() {
-        None | Some("") | Some("nftables") | Some("iptables") => {}
-        Some(other) => return Err(CniError::unsupported_field("backend", format!("unknown backend {other:?} (iptables or nftables)"))),
-    }
+    crate::common::backend_key("backend", c.backend.as_deref())?;
     Ok(Settings {
         snat: c.snat.unwrap_or(true),
         masq_all: c.masq_all,
@@ -197,10 +194,10 @@ fn container_addrs(prev: &Result100, ifname: &str) -> (Option<IpNet>, Option<IpN
 /// `route_localnet=1` on the host interface that routes to `ip`, so connections from
 /// 127.0.0.1 can be sent to the container (then masqueraded).
 fn enable_localnet(ip: IpAddr) -> Result<(), CniError> {
-    let mut nl = Netlink::new().map_err(kernel)?;
-    let Some(oif) = nl.route_get(ip).map_err(kernel)?.oif else { return Ok(()) };
-    let link = nl.link_by_index(oif).map_err(kernel)?;
-    sysctl::write(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1").map_err(kernel)
+    let mut nl = Netlink::new()?;
+    let Some(oif) = nl.route_get(ip)?.oif else { return Ok(()) };
+    let link = nl.link_by_index(oif)?;
+    Ok(sysctl::write(&format!("net/ipv4/conf/{}/route_localnet", link.name), "1")?)
 }
 
 /// Deletes the conntrack entries of the UDP host ports: one conntrack dump per family.
@@ -208,7 +205,7 @@ fn flush_udp(nft: &mut Nft, maps: &[Mapping]) -> Result<(), CniError> {
     for v6 in [false, true] {
         let ports: Vec<u16> = maps.iter().filter(|m| m.proto == 17 && m.dest.is_ipv6() == v6).map(|m| m.host_port).collect();
         if !ports.is_empty() {
-            nft.delete_conntrack_by_dport(v6, 17, &ports).map_err(kernel)?;
+            nft.delete_conntrack_by_dport(v6, 17, &ports)?;
         }
     }
     Ok(())
@@ -234,25 +231,24 @@ impl Plugin for Portmap {
             return Ok(prev_raw);
         }
         let subnets: Vec<IpNet> = [v4, v6].into_iter().flatten().collect();
-        let mut nft = Nft::new().map_err(kernel)?;
+        let mut nft = Nft::new()?;
         let o = owner(args, &c);
-        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps).map_err(kernel)?;
+        let mut rb = Rollback::new();
+        rb.push("the port mappings", || {
+            layout::teardown(&mut Nft::new()?, &o, &s, &maps)?;
+            Ok(())
+        });
+        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps)?;
         for t in taken {
             eprintln!("portmap: took over a host port published for another attachment ({t})");
         }
-        let done = (|| {
-            if s.snat {
-                if let Some(a) = v4 {
-                    enable_localnet(a.addr())?;
-                }
+        if s.snat {
+            if let Some(a) = v4 {
+                enable_localnet(a.addr())?;
             }
-            flush_udp(&mut nft, &maps)
-        })();
-        if let Err(e) = done {
-            // undo our own elements: the ADD failed
-            let _ = layout::teardown(&mut nft, &o, &s, &maps);
-            return Err(e);
         }
+        flush_udp(&mut nft, &maps)?;
+        rb.commit();
         Ok(prev_raw)
     }
 
@@ -260,11 +256,11 @@ impl Plugin for Portmap {
         let c: Conf = args.conf()?;
         // a config that has become invalid must not block DEL: fall back to the defaults
         let s = settings(&c).unwrap_or_default();
-        let prev = args.prev_result(&c.net).ok().flatten().and_then(|p| p.to_current().ok());
+        let prev = args.prev_result_hint(&c.net);
         let (v4, v6) = prev.as_ref().map(|p| container_addrs(p, &args.ifname)).unwrap_or_default();
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();
-        let mut nft = Nft::new().map_err(kernel)?;
-        layout::teardown(&mut nft, &owner(args, &c), &s, &hint).map_err(kernel)?;
+        let mut nft = Nft::new()?;
+        layout::teardown(&mut nft, &owner(args, &c), &s, &hint)?;
         flush_udp(&mut nft, &hint)?;
         Ok(())
     }
@@ -275,8 +271,8 @@ impl Plugin for Portmap {
         // settings that have become invalid fall back to the defaults, whose generation is then kept
         let s = settings(&c).unwrap_or_default();
         let tags = valid_tags(&c.net.name, &valid);
-        let mut nft = Nft::new().map_err(kernel)?;
-        layout::gc(&mut nft, &c.net.name, &s, &tags).map_err(kernel)?;
+        let mut nft = Nft::new()?;
+        layout::gc(&mut nft, &c.net.name, &s, &tags)?;
         Ok(())
     }
 
@@ -289,15 +285,14 @@ impl Plugin for Portmap {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: Conf = args.conf()?;
         let s = settings(&c)?;
-        let prev = args.prev_result(&c.net)?.ok_or_else(|| CniError::invalid_config("must be called as chained plugin"))?;
-        let prev = prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+        let (_, prev) = args.required_prev_result(&c.net, "must be called as chained plugin")?;
         let (v4, v6) = container_addrs(&prev, &args.ifname);
         let maps = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr()))?;
         if maps.is_empty() {
             return Ok(());
         }
-        let mut nft = Nft::new().map_err(kernel)?;
-        let missing = layout::missing(&mut nft, &owner(args, &c), &s, &maps).map_err(kernel)?;
+        let mut nft = Nft::new()?;
+        let missing = layout::missing(&mut nft, &owner(args, &c), &s, &maps)?;
         if let Some(m) = missing.first() {
             return Err(CniError::internal(format!(
                 "portmap: host port {}/{} to {}:{} is not published for this container",

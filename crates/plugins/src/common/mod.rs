@@ -1,0 +1,108 @@
+//! What several plugins share, in one home (plugins never import each other): the rollback
+//! guard of a partial ADD ([`Rollback`]), opening the container's namespace, the IPAM step, the
+//! `ipMasq`/`mtu` keys, and the life of a veth attachment that bridge and ptp have in common
+//! ([`veth`]: masquerade, DEL, CHECK of addresses and routes, GC, STATUS).
+
+pub mod rollback;
+pub mod veth;
+
+pub use rollback::Rollback;
+
+use crate::delegate;
+use cni_plugin::CmdArgs;
+use cni_types::result::Result100;
+use cni_types::CniError;
+use netkit::{NetNs, Netlink};
+use serde::Deserialize;
+
+/// The container's namespace and a netlink socket inside it; a path that does not open is the
+/// reference's error.
+pub fn open_container(netns: &str) -> Result<(NetNs, Netlink), CniError> {
+    let ns = NetNs::open(netns).map_err(|e| CniError::internal(format!("failed to open netns {netns:?}: {e}")))?;
+    let nl = Netlink::open_in(&ns)?;
+    Ok((ns, nl))
+}
+
+/// ADD refuses an `ifname` the container already has (the reference's text).
+pub fn ensure_ifname_free(cont: &mut Netlink, ifname: &str) -> Result<(), CniError> {
+    if cont.link_by_name(ifname).is_ok() {
+        return Err(CniError::internal(format!("container veth name ({ifname:?}) already exists")));
+    }
+    Ok(())
+}
+
+/// IPAM ADD through `CNI_PATH`, in the current version; a result without addresses is the
+/// reference's error.
+pub fn ipam_add(ipam_type: &str, args: &CmdArgs) -> Result<Result100, CniError> {
+    let r = delegate::add(ipam_type, args)?.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
+    if r.ips.is_empty() {
+        return Err(CniError::internal("IPAM plugin returned missing IP config"));
+    }
+    Ok(r)
+}
+
+/// The `ipam` section's `type`, if there is one.
+pub fn ipam_type(net: &cni_types::NetConf) -> Option<String> {
+    net.ipam.as_ref().map(|i| i.ipam_type.clone()).filter(|t| !t.is_empty())
+}
+
+/// `ipMasq` and `ipMasqBackend`, as bridge and ptp take them (flattened into their configs).
+#[derive(Debug, Default, Deserialize)]
+pub struct MasqKeys {
+    #[serde(rename = "ipMasq", default)]
+    pub ip_masq: bool,
+    /// Accepted as the reference's; rcni always programs nftables.
+    #[serde(rename = "ipMasqBackend", default)]
+    pub ip_masq_backend: Option<String>,
+}
+
+impl MasqKeys {
+    /// An unknown backend is code 2 naming the key.
+    pub fn check(&self) -> Result<(), CniError> {
+        backend_key("ipMasqBackend", self.ip_masq_backend.as_deref())
+    }
+}
+
+/// A `backend`-like key that takes the reference's `iptables` or `nftables` (rcni programs
+/// nftables either way): anything else is code 2 naming the key.
+pub fn backend_key(key: &str, value: Option<&str>) -> Result<(), CniError> {
+    match value {
+        None | Some("") | Some("nftables") | Some("iptables") => Ok(()),
+        Some(other) => Err(CniError::unsupported_field(key, format!("unknown backend {other:?} (iptables or nftables)"))),
+    }
+}
+
+/// `mtu`: 0 (the default) leaves the kernel's; more than 65535 or negative is invalid.
+pub fn mtu(value: i64) -> Result<Option<u32>, CniError> {
+    if !(0..=65535).contains(&value) {
+        return Err(CniError::invalid_config(format!("invalid MTU {value}")));
+    }
+    Ok((value > 0).then_some(value as u32))
+}
+
+/// The network's own `dns` replaces what IPAM returned, when given.
+pub fn apply_dns(result: &mut Result100, net: &cni_types::NetConf) {
+    if !net.dns.is_empty() {
+        result.dns = net.dns.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        assert_eq!(mtu(0).unwrap(), None);
+        assert_eq!(mtu(1500).unwrap(), Some(1500));
+        assert_eq!(mtu(65536).unwrap_err().code, 7);
+        assert_eq!(mtu(-1).unwrap_err().code, 7);
+        let m: MasqKeys = serde_json::from_str(r#"{"ipMasq": true, "ipMasqBackend": "firewalld"}"#).unwrap();
+        assert!(m.ip_masq);
+        let e = m.check().unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(e.msg.contains("ipMasqBackend"), "{e:?}");
+        assert!(MasqKeys::default().check().is_ok());
+        assert!(backend_key("backend", Some("iptables")).is_ok());
+    }
+}
