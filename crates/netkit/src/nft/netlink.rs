@@ -10,9 +10,9 @@ use super::{
     comment_userdata, userdata_comment, Batch, Client, CmpOp, ElementInfo, Expr, Family, MetaKind, Op, RuleInfo, SetSpec, Verdict,
 };
 use crate::error::{Error, Result};
+use crate::netlink::{kernel_error, NlSocket};
 use netlink_packet_core::{
-    DefaultNla, Emitable, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    DefaultNla, Emitable, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_netfilter::nftables::{
     Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions, Hook, HookNumber, Immediate,
@@ -22,8 +22,7 @@ use netlink_packet_netfilter::nftables::{
 };
 use netlink_packet_netfilter::none::ControlMessage;
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
-use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
-use std::os::fd::AsRawFd;
+use netlink_sys::protocols::NETLINK_NETFILTER;
 
 fn proto(f: Family) -> NetfilterProtoFamily {
     match f {
@@ -324,9 +323,7 @@ fn element_infos(m: NfTablesMessage) -> Vec<ElementInfo> {
 
 /// A NETLINK_NETFILTER socket for nf_tables, bound to one network namespace.
 pub struct Nft {
-    sock: Socket,
-    seq: u32,
-    buf: Vec<u8>,
+    sock: NlSocket<NetfilterMessage>,
     /// A committed batch deleted something: close in the background (see the module).
     deleted: bool,
 }
@@ -340,12 +337,7 @@ impl std::fmt::Debug for Nft {
 impl Nft {
     /// A socket in the calling thread's namespace.
     pub fn new() -> Result<Self> {
-        let op = "opening a netfilter socket";
-        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| Error::io(op, e))?;
-        sock.bind_auto().map_err(|e| Error::io(op, e))?;
-        sock.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::io(op, e))?;
-        let _ = sock.set_ext_ack(true);
-        Ok(Nft { sock, seq: 0, buf: Vec::with_capacity(64 * 1024), deleted: false })
+        Ok(Nft { sock: NlSocket::open(NETLINK_NETFILTER, "netfilter", false)?, deleted: false })
     }
 
     /// Whether nftables can be used here (STATUS): a socket opens and a table can be listed.
@@ -353,41 +345,7 @@ impl Nft {
         Nft::new()?.sets(Family::Inet, table).map(|_| ())
     }
 
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    fn recv(&mut self, f: &mut dyn FnMut(NetlinkHeader, NetlinkPayload<NetfilterMessage>) -> Result<bool>) -> Result<()> {
-        loop {
-            self.buf.clear();
-            let n = match self.sock.recv(&mut self.buf, 0) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("receiving from netfilter", e)),
-            };
-            let data = &self.buf[..n.min(self.buf.len())];
-            let mut off = 0;
-            while off < data.len() {
-                let len = NetlinkBuffer::new_checked(&data[off..])
-                    .map_err(|e| Error::msg("parsing a netfilter reply", e.to_string()))?
-                    .length() as usize;
-                if len == 0 {
-                    break;
-                }
-                let raw = &data[off..(off + len).min(data.len())];
-                off += (len + 3) & !3;
-                let m = NetlinkMessage::<NetfilterMessage>::deserialize(raw)
-                    .map_err(|e| Error::msg("parsing a netfilter reply", e.to_string()))?;
-                if f(m.header, m.payload)? {
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Sends one request (a dump with `NLM_F_DUMP`, else acknowledged) and collects the
-    /// messages of the answer until its end or error.
+    /// One request (a dump with `NLM_F_DUMP`) and the messages of its answer.
     fn request(
         &mut self,
         family: NetfilterProtoFamily,
@@ -395,39 +353,9 @@ impl Nft {
         flags: u16,
         op: &str,
     ) -> Result<Vec<NetfilterMessageInner>> {
-        let mut m = NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), inner));
-        m.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let seq = self.next_seq();
-        m.header.sequence_number = seq;
-        m.finalize();
-        let mut buf = vec![0u8; m.buffer_len()];
-        m.serialize(&mut buf);
-        self.sock.send(&buf, 0).map_err(|e| Error::io(op.to_string(), e))?;
-        let mut out = Vec::new();
-        let mut err = None;
-        self.recv(&mut |h, p| {
-            if h.sequence_number != seq {
-                return Ok(false);
-            }
-            match p {
-                NetlinkPayload::InnerMessage(m) => {
-                    out.push(m.inner);
-                    Ok(false)
-                }
-                NetlinkPayload::Done(_) => Ok(true),
-                NetlinkPayload::Error(e) => {
-                    if let Some(c) = e.code {
-                        err = Some(crate::netlink::kernel_error(op.to_string(), -c.get(), &e.header));
-                    }
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
-        })?;
-        match err {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        let m = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), inner);
+        let reply = self.sock.exchange(m, NLM_F_ACK | flags, &|| op.to_string())?;
+        Ok(reply.messages.into_iter().map(|m| m.inner).collect())
     }
 
     /// The nf_tables messages of an answer; a missing table (or chain, or set) answers nothing.
@@ -540,7 +468,7 @@ impl Client for Nft {
             return Ok(());
         }
         let ops = batch.ops();
-        let first = self.seq.wrapping_add(1);
+        let first = self.sock.next_seq();
         let control = |seq: u32, m: ControlMessage| {
             let mut nl =
                 NetlinkMessage::from(NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, NFNL_SUBSYS_NFTABLES), m));
@@ -549,40 +477,32 @@ impl Client for Nft {
             nl
         };
         let mut all: Vec<Msg> = Vec::with_capacity(ops.len() + 2);
-        all.push(control(self.next_seq(), ControlMessage::BatchBegin));
+        all.push(control(first, ControlMessage::BatchBegin));
         for op in ops {
             let mut m = encode(op);
-            m.header.sequence_number = self.next_seq();
+            m.header.sequence_number = self.sock.next_seq();
             all.push(m);
         }
-        all.push(control(self.next_seq(), ControlMessage::BatchEnd));
-        let mut out = Vec::with_capacity(4096);
-        for m in &mut all {
-            m.finalize();
-            let start = out.len();
-            out.resize(start + m.buffer_len(), 0);
-            m.serialize(&mut out[start..]);
-        }
-        self.sock.send(&out, 0).map_err(|e| Error::io("sending an nftables batch", e))?;
+        all.push(control(self.sock.next_seq(), ControlMessage::BatchEnd));
+        let what = || "sending an nftables batch".to_string();
+        self.sock.send(&mut all, &what)?;
         // one ACK or error per change
         let mut pending = ops.len();
         let mut failure: Option<Error> = None;
-        while pending > 0 {
-            self.recv(&mut |header, payload| {
-                if let NetlinkPayload::Error(e) = payload {
-                    let idx = header.sequence_number.wrapping_sub(first).wrapping_sub(1) as usize;
-                    if idx < ops.len() {
-                        pending -= 1;
-                        if let Some(code) = e.code {
-                            if failure.is_none() {
-                                failure = Some(crate::netlink::kernel_error(ops[idx].describe(), -code.get(), &e.header));
-                            }
+        self.sock.recv(&|| "committing an nftables batch".to_string(), &mut |m| {
+            if let NetlinkPayload::Error(e) = m.payload {
+                let idx = m.header.sequence_number.wrapping_sub(first).wrapping_sub(1) as usize;
+                if idx < ops.len() {
+                    pending -= 1;
+                    if let Some(code) = e.code {
+                        if failure.is_none() {
+                            failure = Some(kernel_error(ops[idx].describe(), -code.get(), &e.header));
                         }
                     }
                 }
-                Ok(pending == 0)
-            })?;
-        }
+            }
+            Ok(pending == 0)
+        })?;
         match failure {
             Some(e) => Err(e),
             None => {
