@@ -337,3 +337,42 @@ mod fake_agrees_with_the_kernel {
         assert_eq!(rules, p.fake.rules(f, T, "x").unwrap());
     }
 }
+
+/// Without CAP_NET_ADMIN over the namespace the kernel refuses a whole nftables batch at its
+/// first message (EPERM for the batch begin, no per-change ACKs). The plugin must answer at once
+/// with that error, not wait for ACKs that never come.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn a_batch_refused_as_a_whole_fails_at_once() {
+    require_netsandbox();
+    let inst = rcni_tests::Installed::new();
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "eperm", "type": "portmap",
+        "runtimeConfig": {"portMappings": [{"hostPort": 9999, "containerPort": 80, "protocol": "tcp"}]},
+        "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/var/run/netns/x"}],
+                       "ips": [{"address": "10.250.9.2/24", "interface": 0}]}
+    });
+    let started = std::time::Instant::now();
+    // a user namespace of its own: full capabilities there, none over the sandbox's network
+    let mut child = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--"])
+        .arg(inst.path("portmap"))
+        .env("CNI_COMMAND", "ADD")
+        .env("CNI_CONTAINERID", "eperm1")
+        .env("CNI_NETNS", "/proc/self/ns/net")
+        .env("CNI_NETNS_OVERRIDE", "1")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", inst.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Operation not permitted"), "the kernel's EPERM, named: {text}");
+    assert!(took < std::time::Duration::from_secs(5), "answered after {took:?}: {text}");
+}

@@ -486,11 +486,21 @@ impl Client for Nft {
         all.push(control(self.sock.next_seq(), ControlMessage::BatchEnd));
         let what = || "sending an nftables batch".to_string();
         self.sock.send(&mut all, &what)?;
-        // one ACK or error per change
+        // one ACK or error per change; or one error for the batch as a whole, acknowledged
+        // against its begin message: a refusal before any change is looked at (EPERM without
+        // CAP_NET_ADMIN, EOPNOTSUPP), or a failure of the commit itself after the changes were
+        // accepted (sent before their ACKs, which then must not count as success)
         let mut pending = ops.len();
         let mut failure: Option<Error> = None;
         self.sock.recv(&|| "committing an nftables batch".to_string(), &mut |m| {
             if let NetlinkPayload::Error(e) = m.payload {
+                if m.header.sequence_number == first {
+                    if let Some(code) = e.code {
+                        failure = Some(kernel_error("committing an nftables batch".into(), -code.get(), &e.header));
+                        return Ok(true);
+                    }
+                    return Ok(false);
+                }
                 let idx = m.header.sequence_number.wrapping_sub(first).wrapping_sub(1) as usize;
                 if idx < ops.len() {
                     pending -= 1;
