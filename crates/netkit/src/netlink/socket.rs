@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_DUMP,
-    NLM_F_DUMP_INTR, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NlasIterator, NLM_F_ACK,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_sys::{Socket, SocketAddr};
 use std::marker::PhantomData;
@@ -178,23 +178,15 @@ fn set_recv_timeout(sock: &Socket, t: Duration) -> std::io::Result<()> {
 }
 
 /// An errno from the kernel, with the extended-ACK message (`NLMSGERR_ATTR_MSG`) if present. With
-/// `NETLINK_CAP_ACK` the error payload is the request's 16-byte header followed by the TLVs.
+/// `NETLINK_CAP_ACK` the error payload is the request's 16-byte header followed by the TLVs
+/// (netlink-packet-core leaves that payload unparsed; its NLA iterator reads the TLVs).
 pub(crate) fn kernel_error(op: String, errno: i32, payload: &[u8]) -> Error {
-    let mut detail = None;
-    let mut off = 16;
-    while off + 4 <= payload.len() {
-        let len = u16::from_ne_bytes([payload[off], payload[off + 1]]) as usize;
-        let kind = u16::from_ne_bytes([payload[off + 2], payload[off + 3]]) & 0x3fff;
-        if len < 4 || off + len > payload.len() {
-            break;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let s = &payload[off + 4..off + len];
-            let s = s.split(|b| *b == 0).next().unwrap_or(&[]);
-            detail = Some(String::from_utf8_lossy(s).into_owned()).filter(|d| !d.is_empty());
-        }
-        off += (len + 3) & !3;
-    }
+    let detail = payload.get(16..).and_then(|tlvs| {
+        NlasIterator::new(tlvs).flatten().find(|nla| nla.kind() & 0x3fff == NLMSGERR_ATTR_MSG).and_then(|nla| {
+            let s = nla.value().split(|b| *b == 0).next().unwrap_or(&[]);
+            Some(String::from_utf8_lossy(s).into_owned()).filter(|d| !d.is_empty())
+        })
+    });
     Error::Os { op, errno, detail }
 }
 
