@@ -45,5 +45,8 @@ fn main() {
             None => cli::main(args),
         },
     };
+    // the chain's one nftables socket (in-process plugins share it): closed without making the
+    // runtime wait for this process
+    netkit::nft::release_shared();
     std::process::exit(code);
 }

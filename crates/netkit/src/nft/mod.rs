@@ -23,11 +23,13 @@ mod expr;
 mod fake;
 mod netlink;
 mod print;
+mod shared;
 
 pub use expr::{m, CmpOp, Expr, MetaKind, PayloadBase, Verdict, REG32_00};
 #[cfg(any(test, feature = "test-util"))]
 pub use fake::FakeNft;
 pub use netlink::Nft;
+pub use shared::{release_shared, shared, SharedNft};
 
 use crate::error::Result;
 use std::net::IpAddr;

@@ -31,7 +31,7 @@ use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
 use netkit::iface::{configure_iface, enable_forwarding, setup_veth, ConfigureOpts};
 use netkit::netlink::{parse_mac, AddrFlags, BridgePortOpts, Link, LinkKind, LinkSpec};
-use netkit::nft::Nft;
+use netkit::nft;
 use netkit::owner::Owner;
 use netkit::{sysctl, NetNs, Netlink};
 use serde::Deserialize;
@@ -311,10 +311,10 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
         let mac = <[u8; 6]>::try_from(pair.container.mac.as_slice()).map_err(|_| CniError::internal("container veth has no MAC"))?;
         let undo_owner = o.clone();
         rb.push("the spoof check", move || {
-            spoofchk::teardown(&mut Nft::new()?, &undo_owner)?;
+            spoofchk::teardown(&mut *nft::shared()?, &undo_owner)?;
             Ok(())
         });
-        spoofchk::setup(&mut Nft::new()?, &o, &pair.host.name, mac)?;
+        spoofchk::setup(&mut *nft::shared()?, &o, &pair.host.name, mac)?;
     }
 
     if let Some(ipam_type) = &s.ipam {
@@ -478,7 +478,7 @@ impl Plugin for Bridge {
         if s.c.masq.ip_masq && s.ipam.is_some() {
             veth::check_masquerade(&o, &args.ifname)?;
         }
-        if s.c.macspoofchk && !spoofchk::present(&mut Nft::new()?, &o)? {
+        if s.c.macspoofchk && !spoofchk::present(&mut *nft::shared()?, &o)? {
             return fail(format!("MAC spoof check for {} is missing", args.ifname));
         }
         Ok(())

@@ -9,7 +9,7 @@ use cni_types::result::Result100;
 use cni_types::{CniError, NetConf};
 use ipnet::IpNet;
 use netkit::iface::remove_veth;
-use netkit::nft::Nft;
+use netkit::nft::{self, Client};
 use netkit::owner::{valid_tags, Owner};
 use netkit::{masq, Netlink};
 use std::collections::HashSet;
@@ -19,10 +19,10 @@ use std::net::IpAddr;
 pub fn masquerade(rb: &mut Rollback, owner: &Owner, addrs: &[IpNet]) -> Result<(), CniError> {
     let o = owner.clone();
     rb.push("masquerade", move || {
-        masq::teardown(&mut Nft::new()?, &o, &[])?;
+        masq::teardown(&mut *nft::shared()?, &o, &[])?;
         Ok(())
     });
-    Ok(masq::setup(&mut Nft::new()?, owner, addrs)?)
+    Ok(masq::setup(&mut *nft::shared()?, owner, addrs)?)
 }
 
 /// DEL: first the attachment's nftables objects — its masquerade and what `more` removes
@@ -37,12 +37,12 @@ pub fn del(
     owner: &Owner,
     host_end: usize,
     ipam: Option<&str>,
-    more: impl FnOnce(&mut Nft) -> netkit::Result<bool>,
+    more: impl FnOnce(&mut dyn Client) -> netkit::Result<bool>,
 ) -> Result<(), CniError> {
     let prev = args.prev_result_hint(net);
     let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
     {
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         masq::teardown(&mut nft, owner, &hint)?;
         more(&mut nft)?;
         // closed here, before the veth goes (in the background when something was deleted)
@@ -58,7 +58,7 @@ pub fn del(
 
 /// CHECK: the attachment's masquerade exists.
 pub fn check_masquerade(owner: &Owner, ifname: &str) -> Result<(), CniError> {
-    if masq::owned_addresses(&mut Nft::new()?, owner)?.is_empty() {
+    if masq::owned_addresses(&mut *nft::shared()?, owner)?.is_empty() {
         return Err(CniError::internal(format!("masquerade for {ifname} is missing")));
     }
     Ok(())
@@ -98,12 +98,12 @@ pub fn gc(
     args: &CmdArgs,
     network: &str,
     ipam: Option<&str>,
-    more: impl FnOnce(&mut Nft, &HashSet<String>, &mut Failures),
+    more: impl FnOnce(&mut dyn Client, &HashSet<String>, &mut Failures),
 ) -> Result<(), CniError> {
     let Some(valid) = args.valid_attachments()? else { return Ok(()) };
     let tags = valid_tags(network, &valid);
     let mut failures = Failures::new();
-    if let Some(mut nft) = failures.note("opening nftables", Nft::new()) {
+    if let Some(mut nft) = failures.note("opening nftables", nft::shared()) {
         failures.note("masquerade GC", masq::gc(&mut nft, network, &tags));
         more(&mut nft, &tags, &mut failures);
     }

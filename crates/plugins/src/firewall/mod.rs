@@ -24,7 +24,7 @@
 
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::{CniError, CniResult, NetConf};
-use netkit::nft::Nft;
+use netkit::nft;
 use netkit::owner::Owner;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -112,7 +112,7 @@ impl Plugin for Firewall {
         }
         match backend {
             Backend::Nftables => {
-                let mut nft = Nft::new()?;
+                let mut nft = nft::shared()?;
                 nftables::setup(&mut nft, &owner(args, &c), &bridge, &addrs, policy)?;
             }
             Backend::Iptables(admin) => iptables::setup(&admin, &bridge, &addrs, policy)?,
@@ -130,7 +130,7 @@ impl Plugin for Firewall {
             }
             return Ok(());
         }
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         nftables::teardown(&mut nft, &owner(args, &c), &hint)?;
         Ok(())
     }
@@ -145,7 +145,7 @@ impl Plugin for Firewall {
             return Ok(());
         }
         let tags = netkit::owner::valid_tags(&c.net.name, &valid);
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         nftables::gc(&mut nft, &c.net.name, &tags)?;
         Ok(())
     }
@@ -167,7 +167,7 @@ impl Plugin for Firewall {
         let addrs: Vec<IpAddr> = prev.ips.iter().map(|i| i.address.addr()).collect();
         match backend {
             Backend::Nftables => {
-                let mut nft = Nft::new()?;
+                let mut nft = nft::shared()?;
                 let missing = nftables::missing(&mut nft, &owner(args, &c), &addrs)?;
                 if let Some(ip) = missing.first() {
                     return Err(CniError::internal(format!("firewall: traffic for {ip} is not accepted for this container")));

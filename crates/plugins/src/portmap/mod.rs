@@ -28,7 +28,7 @@ use cni_types::result::Result100;
 use cni_types::{CniError, CniResult, NetConf};
 use ipnet::IpNet;
 use layout::{Cond, Mapping, Settings};
-use netkit::nft::Nft;
+use netkit::nft;
 use netkit::owner::{valid_tags, Owner};
 use netkit::{sysctl, Netlink};
 use serde::Deserialize;
@@ -201,7 +201,7 @@ fn enable_localnet(ip: IpAddr) -> Result<(), CniError> {
 }
 
 /// Deletes the conntrack entries of the UDP host ports: one conntrack dump per family.
-fn flush_udp(nft: &mut Nft, maps: &[Mapping]) -> Result<(), CniError> {
+fn flush_udp(nft: &mut nft::Nft, maps: &[Mapping]) -> Result<(), CniError> {
     for v6 in [false, true] {
         let ports: Vec<u16> = maps.iter().filter(|m| m.proto == 17 && m.dest.is_ipv6() == v6).map(|m| m.host_port).collect();
         if !ports.is_empty() {
@@ -231,11 +231,11 @@ impl Plugin for Portmap {
             return Ok(prev_raw);
         }
         let subnets: Vec<IpNet> = [v4, v6].into_iter().flatten().collect();
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         let o = owner(args, &c);
         let mut rb = Rollback::new();
         rb.push("the port mappings", || {
-            layout::teardown(&mut Nft::new()?, &o, &s, &maps)?;
+            layout::teardown(&mut *nft::shared()?, &o, &s, &maps)?;
             Ok(())
         });
         let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps)?;
@@ -259,7 +259,7 @@ impl Plugin for Portmap {
         let prev = args.prev_result_hint(&c.net);
         let (v4, v6) = prev.as_ref().map(|p| container_addrs(p, &args.ifname)).unwrap_or_default();
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         layout::teardown(&mut nft, &owner(args, &c), &s, &hint)?;
         flush_udp(&mut nft, &hint)?;
         Ok(())
@@ -271,7 +271,7 @@ impl Plugin for Portmap {
         // settings that have become invalid fall back to the defaults, whose generation is then kept
         let s = settings(&c).unwrap_or_default();
         let tags = valid_tags(&c.net.name, &valid);
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         layout::gc(&mut nft, &c.net.name, &s, &tags)?;
         Ok(())
     }
@@ -291,7 +291,7 @@ impl Plugin for Portmap {
         if maps.is_empty() {
             return Ok(());
         }
-        let mut nft = Nft::new()?;
+        let mut nft = nft::shared()?;
         let missing = layout::missing(&mut nft, &owner(args, &c), &s, &maps)?;
         if let Some(m) = missing.first() {
             return Err(CniError::internal(format!(

@@ -1,0 +1,95 @@
+//! One nftables socket per process. rcni's cnitool and `rcni attach` run a whole chain in one
+//! process (bridge, portmap, firewall, … in-process), and each of those plugins needs nftables:
+//! with a socket each, every plugin opened its own and, after a DEL, forked its own child to
+//! close it without waiting. [`shared`] hands out the process's one socket instead (opened on
+//! first use), and [`release_shared`] closes it once, at the end: the binary calls it before it
+//! exits (a socket the kernel closes at exit would make the process wait).
+//!
+//! The socket belongs to the network namespace it was opened in; a caller in another namespace
+//! gets a socket of its own, which is closed when its guard drops.
+
+use super::Nft;
+use crate::error::Result;
+use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+
+/// The process's socket and the namespace it lives in (device, inode of its nsfs file).
+static POOL: Mutex<Option<((u64, u64), Nft)>> = Mutex::new(None);
+
+fn current_ns() -> Result<(u64, u64)> {
+    let m = std::fs::metadata("/proc/thread-self/ns/net").map_err(|e| crate::Error::io("reading the thread's network namespace", e))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The process's nftables socket for the calling thread's namespace (or a socket of its own
+/// while another user holds it, or in another namespace). Give it back by dropping the guard.
+pub fn shared() -> Result<SharedNft> {
+    let ns = current_ns()?;
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let nft = match pool.take() {
+        Some((id, nft)) if id == ns => nft,
+        other => {
+            *pool = other;
+            drop(pool);
+            Nft::new()?
+        }
+    };
+    Ok(SharedNft { nft: Some(nft), ns })
+}
+
+/// Closes the process's socket (in the background when it deleted something). Call it once
+/// the last plugin of the process is done, before exiting.
+pub fn release_shared() {
+    let nft = POOL.lock().unwrap_or_else(|p| p.into_inner()).take();
+    drop(nft);
+}
+
+/// A borrowed [`Nft`]; dropping it returns the socket to the process.
+#[derive(Debug)]
+pub struct SharedNft {
+    nft: Option<Nft>,
+    ns: (u64, u64),
+}
+
+impl Deref for SharedNft {
+    type Target = Nft;
+    fn deref(&self) -> &Nft {
+        self.nft.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for SharedNft {
+    fn deref_mut(&mut self) -> &mut Nft {
+        self.nft.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for SharedNft {
+    fn drop(&mut self) {
+        let Some(nft) = self.nft.take() else { return };
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.is_none() {
+            *pool = Some((self.ns, nft));
+        }
+        // else: another socket went back first; this one closes now
+    }
+}
+
+impl super::Client for SharedNft {
+    fn commit(&mut self, batch: &super::Batch) -> Result<()> {
+        (**self).commit(batch)
+    }
+    fn rules(&mut self, family: super::Family, table: &str, chain: &str) -> Result<Vec<super::RuleInfo>> {
+        (**self).rules(family, table, chain)
+    }
+    fn sets(&mut self, family: super::Family, table: &str) -> Result<Vec<String>> {
+        (**self).sets(family, table)
+    }
+    fn elements(&mut self, family: super::Family, table: &str, set: &str) -> Result<Vec<super::ElementInfo>> {
+        (**self).elements(family, table, set)
+    }
+    fn get_element(&mut self, family: super::Family, table: &str, set: &str, key: &[u8]) -> Result<Option<super::ElementInfo>> {
+        (**self).get_element(family, table, set, key)
+    }
+}
