@@ -26,26 +26,11 @@ const LINE_BREAK: &str = "\r\n";
 /// release removes them with the lease, having the same content).
 pub const INDEX_DIR: &str = ".rcni-by-id";
 
-use cni_runtime::fsutil::same_file as same_inode;
+use cni_runtime::fsutil::{same_file as same_inode, Unnamed};
 
 /// What a lease file holds: `<containerID>\r\n<ifname>`.
 fn lease_content(id: &str, ifname: &str) -> String {
     format!("{}{LINE_BREAK}{ifname}", id.trim())
-}
-
-/// Gives the unnamed file `f` the name `path` (fails with `AlreadyExists` when it is taken).
-fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("no NUL");
-    let to = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: two valid C strings; linkat follows the /proc magic link to the open file.
-    let rc = unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// One network's store, locked for as long as it lives.
@@ -98,23 +83,12 @@ impl Store {
             .map_err(|e| err(format!("creating {}", index.display()), e))?;
         let entry = self.entry_path(id, ifname, ip);
         let _ = std::fs::remove_file(&entry);
-        let linked = match self.write_unnamed(content.as_bytes()) {
-            Ok(f) => link_unnamed(&f, &entry).and_then(|()| link_unnamed(&f, &path)),
-            // a filesystem without O_TMPFILE: a named temporary file (which a crash can leave)
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {
-                let tmp = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
-                let _ = std::fs::remove_file(&tmp);
-                let write = || -> io::Result<()> {
-                    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-                    f.write_all(content.as_bytes())
-                };
-                write().map_err(|e| err(format!("writing {}", tmp.display()), e))?;
-                let linked = std::fs::hard_link(&tmp, &entry).and_then(|()| std::fs::hard_link(&tmp, &path));
-                let _ = std::fs::remove_file(&tmp);
-                linked
-            }
-            Err(e) => return Err(err(format!("writing a reservation in {}", self.dir.display()), e)),
-        };
+        // (a filesystem without O_TMPFILE gets a named temporary file, which a crash can leave)
+        let fallback = self.dir.join(format!(".{ip}.{}.tmp", std::process::id()));
+        let f = Unnamed::write(&self.dir, content.as_bytes(), &fallback)
+            .map_err(|e| err(format!("writing a reservation in {}", self.dir.display()), e))?;
+        let linked = f.link(&entry).and_then(|()| f.link(&path));
+        drop(f);
         if linked.is_err() {
             let _ = std::fs::remove_file(&entry);
         }
@@ -133,14 +107,6 @@ impl Store {
             .map_err(|e| err(format!("writing {}", last.display()), e))?;
         f.write_all(ip.to_string().as_bytes()).map_err(|e| err(format!("writing {}", last.display()), e))?;
         Ok(true)
-    }
-
-    /// A file with `content` that has no name yet (`O_TMPFILE`): killed before it is linked, the
-    /// process leaves nothing behind.
-    fn write_unnamed(&self, content: &[u8]) -> io::Result<File> {
-        let mut f = OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(&self.dir)?;
-        f.write_all(content)?;
-        Ok(f)
     }
 
     /// The last address handed out from range set `range_id`, if recorded and readable.
