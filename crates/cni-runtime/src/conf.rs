@@ -345,16 +345,7 @@ mod tests {
         NetworkConfigList::from_bytes(v.to_string().as_bytes()).unwrap()
     }
 
-    fn mode(p: &Path) -> u32 {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(p).unwrap().mode() & 0o7777
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        v.sort();
-        v
-    }
+    use crate::fsutil::test_util::{entries as names, mode};
 
     #[test]
     fn written_conflists_load_back_and_keep_unknown_keys() {

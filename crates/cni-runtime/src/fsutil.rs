@@ -252,20 +252,29 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Helpers for this crate's tests of files.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_util {
     use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
 
-    fn mode(p: &Path) -> u32 {
+    /// A file's permission bits.
+    pub fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().mode() & 0o7777
     }
 
-    fn entries(dir: &Path) -> Vec<String> {
+    /// The names in a directory, sorted.
+    pub fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_util::{entries, mode};
 
     #[test]
     fn replaces_and_cleans_up_after_a_crash() {

@@ -356,7 +356,7 @@ pub(super) fn rule(exprs: &[Expr]) -> String {
                 let addr = regs.remove(&slot(*addr_reg)).map_or_else(|| format!("reg {addr_reg}"), |v| v.text);
                 match port_reg {
                     // the address and the port both come from one map lookup
-                    Some(p) if addr.ends_with("map @") || addr.contains(" map @") => {
+                    Some(p) if addr.contains(" map @") => {
                         regs.remove(&slot(*p));
                         out.push(format!("{verb} {fam} addr . port to {addr}"));
                     }
