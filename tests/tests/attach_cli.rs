@@ -46,6 +46,39 @@ fn attach_default_network_and_detach() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("rcni netns add rcni-att-missing"));
 }
 
+/// Attaching a namespace that is attached already is refused and leaves the first attachment as
+/// it was (it used to fail on the existing eth0 and then roll back, i.e. DEL, the first one).
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn a_second_attach_is_refused_and_keeps_the_first() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let ns = TestNetns::new("rcni-att-twice");
+    assert!(rcni(&["attach", &ns.name, "--conf-dir", dir]).status.success());
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("container rcni-att-twice is already attached (rcni-default eth0, cni-loopback lo)")
+            && err.contains(&format!("rcni detach {}", ns.name)),
+        "{err}"
+    );
+    assert!(ns.ping("10.209.0.1"), "the first attachment still works");
+    let cached = std::fs::read_dir("/var/lib/cni/results")
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("-rcni-att-twice-"));
+    assert_eq!(cached.count(), 2);
+    // an explicit container ID is part of the detach hint
+    let ns2 = TestNetns::new("rcni-att-id");
+    let out = rcni(&["attach", &ns2.name, "--id", "ctr-with-id", "--conf-dir", dir]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(&format!("detach with: rcni detach {} --id ctr-with-id", ns2.name)), "{text}");
+    assert!(rcni(&["detach", &ns2.name, "--id", "ctr-with-id", "--conf-dir", dir]).status.success());
+    assert!(rcni(&["detach", &ns.name, "--conf-dir", dir]).status.success());
+}
+
 #[test]
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn attach_two_networks_and_roll_back_on_failure() {

@@ -107,7 +107,16 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     let path = netns_path(&a.common.netns);
     netkit::NetNs::open(&path).map_err(|e| format!("{e} (create it with: rcni netns add {})", a.common.netns))?;
     let id = container_id(&a.common.netns, a.common.id.as_deref());
-    let mut set = NetworkSet::new(a.common.env.cni()?);
+    let cni = a.common.env.cni()?;
+    // a second ADD would fail on the interfaces the first made, and its rollback would remove
+    // the first attachment (same container and interface names)
+    let attached = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
+    if !attached.is_empty() {
+        let mut what: Vec<String> = attached.iter().map(|a| format!("{} {}", a.network, a.ifname)).collect();
+        what.sort_by_key(|w| w.ends_with(" lo"));
+        return Err(format!("container {id} is already attached ({}); detach it first: {}", what.join(", "), detach_command(a)));
+    }
+    let mut set = NetworkSet::new(cni);
     if !a.no_loopback {
         set.add_loopback();
     }
@@ -166,8 +175,16 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
         println!("published {host}{} -> {}/{}", m.host_port, m.container_port, m.protocol);
     }
     println!("container {id} in {}", path.display());
-    println!("detach with: rcni detach {}", a.common.netns);
+    println!("detach with: {}", detach_command(a));
     Ok(())
+}
+
+/// How to detach what `a` attaches.
+fn detach_command(a: &AttachArgs) -> String {
+    match &a.common.id {
+        Some(id) => format!("rcni detach {} --id {id}", a.common.netns),
+        None => format!("rcni detach {}", a.common.netns),
+    }
 }
 
 pub fn detach(c: Common) -> i32 {
