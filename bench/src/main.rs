@@ -9,7 +9,8 @@
 //! Memory is measured per process (see `rss`): the largest process of one traced ADD and DEL per
 //! stack, and each plugin of the default chain exec'd on its own as a container runtime does,
 //! rcni's and the reference's. `--rss-only` skips the timing; `--rss-detail` prints rcni's
-//! `smaps_rollup` per process; `--smaps DIR` keeps every traced process's `smaps`.
+//! `smaps_rollup` per process; `--smaps DIR` keeps every traced process's `smaps` and the
+//! offsets of its resident pages (`.pages`).
 
 mod rss;
 

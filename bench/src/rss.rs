@@ -137,6 +137,7 @@ pub fn traced(cmd: &mut Command, input: &str, smaps_dir: Option<(&Path, &str)>) 
             };
             if let Some((dir, label)) = smaps_dir {
                 if let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/smaps")) {
+                    let _ = std::fs::write(dir.join(format!("{label}-{}-{}.pages", p.name, tgid)), resident_pages(tid, &s));
                     let _ = std::fs::write(dir.join(format!("{label}-{}-{}.smaps", p.name, tgid)), s);
                 }
             }
@@ -166,4 +167,32 @@ pub fn traced(cmd: &mut Command, input: &str, smaps_dir: Option<(&Path, &str)>) 
         stdout,
         procs: order.iter().filter_map(|t| by_tgid.remove(t)).collect(),
     }
+}
+
+/// The resident pages of every mapping of `tid` (from `smaps`' headers and
+/// `/proc/<tid>/pagemap`'s present bits), one line per mapping: its header, then the file
+/// offsets (hex, of mappings with a file) or addresses of its resident pages.
+fn resident_pages(tid: i32, smaps: &str) -> String {
+    use std::os::unix::fs::FileExt;
+    let Ok(pagemap) = std::fs::File::open(format!("/proc/{tid}/pagemap")) else { return String::new() };
+    let mut out = String::new();
+    for header in smaps.lines().filter(|l| l.split_whitespace().next().is_some_and(|r| r.contains('-') && !r.ends_with(':'))) {
+        let f: Vec<&str> = header.split_whitespace().collect();
+        let Some((lo, hi)) = f[0].split_once('-') else { continue };
+        let (Ok(lo), Ok(hi), Ok(off)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16), u64::from_str_radix(f[2], 16)) else { continue };
+        let n = ((hi - lo) / 4096) as usize;
+        let mut buf = vec![0u8; n * 8];
+        if pagemap.read_exact_at(&mut buf, lo / 4096 * 8).is_err() {
+            continue;
+        }
+        out.push_str(header);
+        for (i, e) in buf.chunks_exact(8).enumerate() {
+            if u64::from_le_bytes(e.try_into().expect("8 bytes")) >> 63 == 1 {
+                let at = if f.len() > 5 && !f[5].starts_with('[') { off + i as u64 * 4096 } else { lo + i as u64 * 4096 };
+                out.push_str(&format!(" {at:x}"));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
