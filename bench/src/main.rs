@@ -12,6 +12,7 @@
 //! `smaps_rollup` per process; `--smaps DIR` keeps every traced process's `smaps` and the
 //! offsets of its resident pages (`.pages`).
 
+mod layout;
 mod rss;
 
 use std::io::Write;
@@ -34,6 +35,8 @@ struct Opts {
     rss_detail: bool,
     /// Copy each traced plugin process's smaps at exit into this directory.
     smaps: Option<PathBuf>,
+    /// Write the code layout (linker script) for rcni from the plugins' function coverage.
+    layout: Option<PathBuf>,
 }
 
 fn parse_opts() -> Opts {
@@ -47,6 +50,7 @@ fn parse_opts() -> Opts {
         rss_only: false,
         rss_detail: false,
         smaps: None,
+        layout: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -60,6 +64,7 @@ fn parse_opts() -> Opts {
             "--stacks" => o.stacks = v.split(',').map(String::from).collect(),
             "--chain" => o.chain = v,
             "--smaps" => o.smaps = Some(v.into()),
+            "--layout" => o.layout = Some(v.into()),
             "--rss-only" | "--rss-detail" => {
                 if args[i] == "--rss-only" {
                     o.rss_only = true;
@@ -415,6 +420,12 @@ fn main() {
     );
     if !have_ref {
         println!("(reference stack skipped: Go cnitool or Debian's plugins missing)");
+    }
+    if let Some(out) = &o.layout {
+        layout::write(&rcni_dir, out, |dir| {
+            plugin_steps(dir, None, "rcni");
+        });
+        return;
     }
     for &n in o.ns.iter().filter(|_| !o.rss_only) {
         let mut results: Vec<(&str, Samples)> = Vec::new();

@@ -117,6 +117,7 @@ pub fn traced(cmd: &mut Command, input: &str, smaps_dir: Option<(&Path, &str)>) 
         if tid == root && !optioned {
             // the stop after exec that PTRACE_TRACEME asked for; follow everything from here
             optioned = true;
+            coverage::arm(tid);
             let opts = libc::PTRACE_O_TRACEEXIT
                 | libc::PTRACE_O_TRACECLONE
                 | libc::PTRACE_O_TRACEFORK
@@ -148,8 +149,12 @@ pub fn traced(cmd: &mut Command, input: &str, smaps_dir: Option<(&Path, &str)>) 
             if by_tgid.get(&tgid).is_none_or(|q| q.hwm_kib <= p.hwm_kib) {
                 by_tgid.insert(tgid, p);
             }
+        } else if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_EXEC {
+            coverage::arm(tid);
         } else if sig == libc::SIGTRAP && event != 0 {
-            // fork, vfork, clone or exec event: nothing to do
+            // fork, vfork or clone event: nothing to do
+        } else if sig == libc::SIGTRAP && coverage::hit(tid) {
+            // a coverage breakpoint, now removed
         } else if sig == libc::SIGSTOP && first {
             // a new tracee's initial stop
         } else {
@@ -159,6 +164,7 @@ pub fn traced(cmd: &mut Command, input: &str, smaps_dir: Option<(&Path, &str)>) 
     }
     let _ = writer.join();
     let stdout = reader.join().unwrap_or_default();
+    coverage::end_run();
     drop(child);
     let st = root_status.expect("traced command's exit");
     Traced {
@@ -179,7 +185,9 @@ fn resident_pages(tid: i32, smaps: &str) -> String {
     for header in smaps.lines().filter(|l| l.split_whitespace().next().is_some_and(|r| r.contains('-') && !r.ends_with(':'))) {
         let f: Vec<&str> = header.split_whitespace().collect();
         let Some((lo, hi)) = f[0].split_once('-') else { continue };
-        let (Ok(lo), Ok(hi), Ok(off)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16), u64::from_str_radix(f[2], 16)) else { continue };
+        let (Ok(lo), Ok(hi), Ok(off)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16), u64::from_str_radix(f[2], 16)) else {
+            continue;
+        };
         let n = ((hi - lo) / 4096) as usize;
         let mut buf = vec![0u8; n * 8];
         if pagemap.read_exact_at(&mut buf, lo / 4096 * 8).is_err() {
@@ -195,4 +203,119 @@ fn resident_pages(tid: i32, smaps: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Function coverage of rcni's own binary, for `--layout`: every function's first instruction
+/// gets a one-shot breakpoint (int3) when a traced process execs the binary; a hit records the
+/// function, restores the byte and resumes. Native and exact (valgrind would run a different
+/// path: it hides /proc/self/exe, so host-local would not run in-process, and it reports
+/// other CPU features, so libc would pick other string functions).
+pub mod coverage {
+    use std::collections::{HashMap, HashSet};
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    struct State {
+        exe: PathBuf,
+        pie: bool,
+        /// link-time address -> original first byte
+        funcs: HashMap<u64, u8>,
+        /// load base per traced process
+        bases: HashMap<i32, u64>,
+        hits: HashSet<u64>,
+        /// the functions each traced command hit, in order
+        runs: Vec<HashSet<u64>>,
+    }
+
+    static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+    /// Starts recording coverage of `exe`'s functions at `addrs` (link-time addresses).
+    pub fn start(exe: PathBuf, addrs: impl IntoIterator<Item = u64>) {
+        let bytes = std::fs::read(&exe).expect("read binary");
+        let pie = bytes.get(16) == Some(&3); // e_type ET_DYN
+        let funcs = addrs.into_iter().map(|a| (a, 0)).collect();
+        *STATE.lock().expect("coverage") = Some(State { exe, pie, funcs, bases: HashMap::new(), hits: HashSet::new(), runs: Vec::new() });
+    }
+
+    /// Ends a traced command: its hits become one run.
+    pub(super) fn end_run() {
+        if let Some(s) = STATE.lock().expect("coverage").as_mut() {
+            let hits = std::mem::take(&mut s.hits);
+            s.runs.push(hits);
+            s.bases.clear();
+        }
+    }
+
+    /// Stops recording; returns the functions each traced command hit (link-time addresses).
+    pub fn finish() -> Vec<HashSet<u64>> {
+        STATE.lock().expect("coverage").take().map(|s| s.runs).unwrap_or_default()
+    }
+
+    fn base(pid: i32, st: &State) -> Option<u64> {
+        if !st.pie {
+            return Some(0);
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let exe = st.exe.to_str()?;
+        maps.lines()
+            .find(|l| l.ends_with(exe) && l.split_whitespace().nth(2) == Some("00000000"))
+            .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+    }
+
+    /// Puts the breakpoints into `pid` if it has just exec'd the binary.
+    pub(super) fn arm(pid: i32) {
+        let mut g = STATE.lock().expect("coverage");
+        let Some(st) = g.as_mut() else { return };
+        let same = std::fs::canonicalize(format!("/proc/{pid}/exe")).is_ok_and(|e| e == st.exe);
+        if !same {
+            return;
+        }
+        let Some(base) = base(pid, st) else { return };
+        let mem = std::fs::OpenOptions::new().read(true).write(true).open(format!("/proc/{pid}/mem")).expect("/proc/pid/mem");
+        for (addr, orig) in st.funcs.iter_mut() {
+            if st.hits.contains(addr) {
+                continue;
+            }
+            let mut b = [0u8];
+            if mem.read_exact_at(&mut b, base + addr).is_ok() && mem.write_all_at(&[0xcc], base + addr).is_ok() {
+                *orig = b[0];
+            }
+        }
+        st.bases.insert(pid, base);
+    }
+
+    /// Handles a SIGTRAP of `pid`: true if it was one of the breakpoints (then removed).
+    pub(super) fn hit(pid: i32) -> bool {
+        let mut g = STATE.lock().expect("coverage");
+        let Some(st) = g.as_mut() else { return false };
+        // SAFETY: zeroed registers are a valid out-parameter for PTRACE_GETREGS.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        // SAFETY: reads the registers of our stopped tracee into `regs`.
+        if unsafe { libc::ptrace(libc::PTRACE_GETREGS, pid, 0, &mut regs as *mut _ as *mut libc::c_void) } < 0 {
+            return false;
+        }
+        // a forked child shares its parent's layout and breakpoints
+        let base = match st.bases.get(&pid) {
+            Some(b) => *b,
+            None => match base(pid, st) {
+                Some(b) => {
+                    st.bases.insert(pid, b);
+                    b
+                }
+                None => return false,
+            },
+        };
+        let at = regs.rip.wrapping_sub(1);
+        let Some(&orig) = st.funcs.get(&at.wrapping_sub(base)) else { return false };
+        let Ok(mem) = std::fs::OpenOptions::new().write(true).open(format!("/proc/{pid}/mem")) else { return false };
+        if mem.write_all_at(&[orig], at).is_err() {
+            return false;
+        }
+        regs.rip = at;
+        // SAFETY: writes back the registers read above with rip moved onto the restored byte.
+        unsafe { libc::ptrace(libc::PTRACE_SETREGS, pid, 0, &regs as *const _ as *mut libc::c_void) };
+        st.hits.insert(at - base);
+        true
+    }
 }
