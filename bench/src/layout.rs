@@ -8,11 +8,13 @@
 //! first, then each group of functions that ran in the same steps together, so a plugin's own
 //! code is in one place and each plugin touches ~1 MB of text instead of most of it.
 //!
-//! The script names input sections by patterns that survive rebuilds: Rust symbols without
-//! their hash (`…17h*`) or crate disambiguators (`Cs*_`), libc's by archive member; only an
-//! instantiation of a generic function keeps its hash (its legacy name is that of all the
-//! others). A function renamed, or an instantiation rehashed, since is merely not moved (so the file only needs regenerating when the RSS
-//! readings drift up); the build never depends on it matching.
+//! The script names input sections by patterns that survive rebuilds: symbols are v0-mangled
+//! (.cargo/config.toml), so every instantiation of a generic function has its own name, and the
+//! parts that change between builds of the same source are left to `*`: crate disambiguators
+//! (`Cs…_`, they follow features and dependencies), LLVM's local suffixes, and the crate that
+//! instantiated a shared generic; libc's functions go by archive member. A function renamed
+//! since is merely not moved (so the file only needs regenerating when the RSS readings drift
+//! up); the build never depends on it matching.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -56,9 +58,7 @@ fn libc_members() -> HashMap<String, String> {
 }
 
 /// The input-section pattern that finds `name`'s code in any build of the same source.
-/// `generic` says that other functions share `name` up to its hash (instantiations of one
-/// generic function: legacy mangling has no type arguments in the name).
-fn pattern(name: &str, libc: &HashMap<String, String>, generic: bool) -> Option<String> {
+fn pattern(name: &str, libc: &HashMap<String, String>) -> Option<String> {
     if let Some(m) = libc.get(name) {
         // every CPU variant of a string function (strlen-avx2.o, strlen-evex.o, …): another
         // machine may pick another one
@@ -70,24 +70,26 @@ fn pattern(name: &str, libc: &HashMap<String, String>, generic: bool) -> Option<
     }
     if name.starts_with("_ZN") {
         // legacy mangling: …17h<16 hex digits>E, maybe .llvm.<n> after LTO
+        // (a build without v0: all instantiations of a generic function share this name)
         let at = name.rfind("17h")?;
-        if generic {
-            // only this instantiation (a rebuild with other hashes just leaves it in .text)
-            let end = name[at..].find('E').map_or(name.len(), |e| at + e + 1);
-            return Some(sections(&format!("{}*", &name[..end])));
-        }
         return Some(sections(&format!("{}17h*", &name[..at])));
     }
     if name.starts_with("_R") {
-        // v0 mangling (the standard library): crate disambiguators Cs<base62>_ vary by build
+        // v0 mangling (rcni's crates, see .cargo/config.toml, and the standard library): crate
+        // disambiguators Cs<base62>_ change with every feature or dependency change, LLVM's
+        // local suffixes (.llvm.<n>, .<n>) from build to build, and which crate instantiates a
+        // shared generic (the trailing crate root) with what else is linked: all left to `*`
+        let base = name.split('.').next().unwrap_or(name);
         let mut out = String::new();
-        let mut rest = name.split(".llvm.").next().unwrap_or(name);
+        let mut rest = base;
+        let mut last_crate = None;
         while let Some(i) = rest.find("Cs") {
             let tail = &rest[i + 2..];
             let n = tail.find('_').filter(|&n| n > 0 && tail[..n].bytes().all(|b| b.is_ascii_alphanumeric()));
             match n {
                 Some(n) => {
                     out.push_str(&rest[..i]);
+                    last_crate = Some(out.len());
                     out.push_str("Cs*_");
                     rest = &tail[n + 1..];
                 }
@@ -97,7 +99,23 @@ fn pattern(name: &str, libc: &HashMap<String, String>, generic: bool) -> Option<
                 }
             }
         }
+        // the instantiating crate: a crate root (<len><name>) that ends the symbol
+        if let Some(at) = last_crate {
+            let root = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            let len: Option<usize> = rest[..rest.len() - root.len()].parse().ok();
+            if len == Some(root.len()) && !root.is_empty() && out.len() == at + 4 {
+                out.truncate(at);
+                rest = "";
+            }
+        }
         out.push_str(rest);
+        // …or a back-reference to one (B<base62>_) that ends the symbol
+        if let Some(b) = out.rfind('B') {
+            let tail = &out[b + 1..];
+            if tail.ends_with('_') && tail[..tail.len() - 1].bytes().all(|c| c.is_ascii_alphanumeric()) && tail.len() <= 4 {
+                out.truncate(b);
+            }
+        }
         return Some(sections(&format!("{out}*")));
     }
     if name == "_start" {
@@ -132,19 +150,11 @@ pub fn write(dir: &Path, out: &Path, steps: impl FnOnce(&Path)) {
     let mut hot: Vec<u64> = runs_of.keys().copied().collect();
     hot.sort_by_key(|a| (std::cmp::Reverse(runs_of[a].count_ones()), runs_of[a], *a));
     let libc = libc_members();
-    let unhashed = |n: &str| n.rfind("17h").map_or(n.to_string(), |at| n[..at].to_string());
-    let mut same_name: HashMap<String, usize> = HashMap::new();
-    for names in funcs.values() {
-        for n in names.iter().filter(|n| n.starts_with("_ZN")) {
-            *same_name.entry(unhashed(n)).or_default() += 1;
-        }
-    }
     let mut seen = HashSet::new();
     let mut text = String::new();
     for a in &hot {
         for name in &funcs[a] {
-            let generic = same_name.get(&unhashed(name)).is_some_and(|&k| k > 1);
-            if let Some(p) = pattern(name, &libc, generic) {
+            if let Some(p) = pattern(name, &libc) {
                 if seen.insert(p.clone()) {
                     let _ = writeln!(text, "    {p}");
                 }
