@@ -5,6 +5,15 @@
 //! when both are present), `floor` (the same veth/bridge/address/route work with two `ip -batch`
 //! processes per container; DEL is `ip link del`). Run inside ../shared/tools/netsandbox through
 //! `bench/run`; it creates N namespaces per stack and removes everything afterwards.
+//!
+//! Memory is measured per process (see `rss`): the largest process of one traced ADD and DEL per
+//! stack, and each plugin of the default chain exec'd on its own as a container runtime does,
+//! rcni's and the reference's. `--rss-only` skips the timing; `--rss-detail` prints rcni's
+//! `smaps_rollup` per process; `--smaps DIR` keeps every traced process's `smaps` and the
+//! offsets of its resident pages (`.pages`).
+
+mod layout;
+mod rss;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +29,14 @@ struct Opts {
     /// `bridge` (bridge + host-local) or `chain` (… → portmap with one port per container →
     /// firewall → tuning).
     chain: String,
+    /// Only the per-process RSS of single plugins, no timing.
+    rss_only: bool,
+    /// Also print every rcni plugin process's smaps_rollup at exit.
+    rss_detail: bool,
+    /// Copy each traced plugin process's smaps at exit into this directory.
+    smaps: Option<PathBuf>,
+    /// Write the code layout (linker script) for rcni from the plugins' function coverage.
+    layout: Option<PathBuf>,
 }
 
 fn parse_opts() -> Opts {
@@ -30,6 +47,10 @@ fn parse_opts() -> Opts {
         ref_plugins: PathBuf::from("/usr/lib/cni"),
         stacks: vec!["floor".into(), "rcni".into(), "reference".into()],
         chain: "bridge".into(),
+        rss_only: false,
+        rss_detail: false,
+        smaps: None,
+        layout: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -42,6 +63,17 @@ fn parse_opts() -> Opts {
             "--reference-plugins" => o.ref_plugins = v.into(),
             "--stacks" => o.stacks = v.split(',').map(String::from).collect(),
             "--chain" => o.chain = v,
+            "--smaps" => o.smaps = Some(v.into()),
+            "--layout" => o.layout = Some(v.into()),
+            "--rss-only" | "--rss-detail" => {
+                if args[i] == "--rss-only" {
+                    o.rss_only = true;
+                } else {
+                    o.rss_detail = true;
+                }
+                i += 1;
+                continue;
+            }
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -49,31 +81,21 @@ fn parse_opts() -> Opts {
     o
 }
 
-/// Spawns `cmd` as configured (stdin piped when `input` is given), feeds it `input`, reaps it
-/// with wait4 and returns its wall time, whether it exited 0, the peak RSS (KiB) of its process
-/// tree, and the child (for its stderr pipe, if any).
-// reaped with wait4 (for its rusage), which clippy cannot see
-#[allow(clippy::zombie_processes)]
-fn measured(cmd: &mut Command, input: Option<&str>) -> (Duration, bool, i64, std::process::Child) {
+/// Spawns `cmd` as configured (stdin piped when `input` is given), feeds it `input`, waits and
+/// returns its wall time, whether it exited 0 and the child (for its stderr pipe, if any).
+fn measured(cmd: &mut Command, input: Option<&str>) -> (Duration, bool, std::process::Child) {
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn");
     if let Some(text) = input {
         child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
     }
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid out-parameter for wait4.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child and fills `ru`.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let elapsed = start.elapsed();
-    assert_eq!(r, pid, "wait4");
-    (elapsed, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, ru.ru_maxrss, child)
+    let status = child.wait().expect("wait");
+    (start.elapsed(), status.success(), child)
 }
 
-/// Runs a command and returns its wall time and the peak RSS (KiB) of its process tree.
-fn timed(cmd: &mut Command) -> (Duration, i64) {
-    let (elapsed, ok, rss, child) = measured(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()), None);
+/// Runs a command and returns its wall time.
+fn timed(cmd: &mut Command) -> Duration {
+    let (elapsed, ok, child) = measured(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()), None);
     if !ok {
         let mut err = String::new();
         if let Some(mut e) = child.stderr {
@@ -81,7 +103,7 @@ fn timed(cmd: &mut Command) -> (Duration, i64) {
         }
         panic!("{cmd:?} failed: {err}");
     }
-    (elapsed, rss)
+    elapsed
 }
 
 fn sh(cmd: &str, args: &[&str]) {
@@ -89,12 +111,16 @@ fn sh(cmd: &str, args: &[&str]) {
     assert!(st.success(), "{cmd} {args:?} failed");
 }
 
-fn ip_batch(args: &[&str], script: &str) -> (Duration, i64) {
+fn ip_batch_cmd(args: &[&str]) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(args).args(["-batch", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit());
-    let (elapsed, ok, rss, _) = measured(&mut cmd, Some(script));
+    cmd
+}
+
+fn ip_batch(args: &[&str], script: &str) -> Duration {
+    let (elapsed, ok, _) = measured(&mut ip_batch_cmd(args), Some(script));
     assert!(ok, "ip -batch failed: {script}");
-    (elapsed, rss)
+    elapsed
 }
 
 fn addr_of(i: usize) -> String {
@@ -105,7 +131,19 @@ fn addr_of(i: usize) -> String {
 struct Samples {
     add: Vec<Duration>,
     del: Vec<Duration>,
-    rss_kib: i64,
+    /// The largest process of one more container's ADD and DEL, traced after the timed ones
+    /// (name, peak RSS in KiB).
+    largest: Option<(String, u64)>,
+}
+
+impl Samples {
+    fn saw(&mut self, t: &rss::Traced) {
+        for p in &t.procs {
+            if self.largest.as_ref().is_none_or(|(_, k)| *k < p.hwm_kib) {
+                self.largest = Some((p.name.clone(), p.hwm_kib));
+            }
+        }
+    }
 }
 
 fn pct(v: &[Duration], p: f64) -> f64 {
@@ -165,33 +203,36 @@ fn run_floor(n: usize) -> Samples {
     sh("ip", &["link", "add", "brfloor", "type", "bridge"]);
     sh("ip", &["addr", "add", "10.98.0.1/16", "dev", "brfloor"]);
     sh("ip", &["link", "set", "brfloor", "up"]);
-    make_namespaces(n);
+    make_namespaces(n + 1);
+    let add_scripts = |i: usize| {
+        (
+            format!("link add fv{i} type veth peer name eth0 netns {}\nlink set fv{i} master brfloor\nlink set fv{i} up\n", ns_name(i)),
+            format!("addr add {}/16 dev eth0\nlink set eth0 up\nroute add default via 10.98.0.1 dev eth0\n", addr_of(i)),
+        )
+    };
     for i in 1..=n {
         let ns = ns_name(i);
-        let (t1, r1) = ip_batch(
-            &[],
-            &format!("link add fv{i} type veth peer name eth0 netns {ns}\nlink set fv{i} master brfloor\nlink set fv{i} up\n"),
-        );
-        let (t2, r2) = ip_batch(
-            &["-n", &ns],
-            &format!("addr add {}/16 dev eth0\nlink set eth0 up\nroute add default via 10.98.0.1 dev eth0\n", addr_of(i)),
-        );
+        let (link, addr) = add_scripts(i);
+        let t1 = ip_batch(&[], &link);
+        let t2 = ip_batch(&["-n", &ns], &addr);
         s.add.push(t1 + t2);
-        s.rss_kib = s.rss_kib.max(r1).max(r2);
     }
+    let (link, addr) = add_scripts(n + 1);
+    s.saw(&rss::traced(&mut ip_batch_cmd(&[]), &link, None));
+    s.saw(&rss::traced(&mut ip_batch_cmd(&["-n", &ns_name(n + 1)]), &addr, None));
+    s.saw(&rss::traced(Command::new("ip").args(["link", "del", &format!("fv{}", n + 1)]), "", None));
     assert!(ping(1, &addr_of(n)), "floor: no connectivity");
     for i in (1..=n).rev() {
-        let (t, _) = timed(Command::new("ip").args(["link", "del", &format!("fv{i}")]));
-        s.del.push(t);
+        s.del.push(timed(Command::new("ip").args(["link", "del", &format!("fv{i}")])));
     }
-    remove_namespaces(n);
+    remove_namespaces(n + 1);
     sh("ip", &["link", "del", "brfloor"]);
     s
 }
 
 fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path, ports: bool) -> Samples {
     let mut s = Samples::default();
-    make_namespaces(n);
+    make_namespaces(n + 1);
     let cmd = |verb: &str, i: usize| {
         let mut c = Command::new(cnitool);
         c.args([verb, "cnibench", &format!("/run/netns/{}", ns_name(i))])
@@ -206,53 +247,156 @@ fn run_cnitool(n: usize, cnitool: &Path, cni_path: &Path, conf_dir: &Path, ports
         c
     };
     for i in 1..=n {
-        let (t, rss) = timed(&mut cmd("add", i));
-        s.add.push(t);
-        s.rss_kib = s.rss_kib.max(rss);
+        s.add.push(timed(&mut cmd("add", i)));
     }
     // host-local hands out .2 upwards on a fresh range
     let last = format!("10.99.{}.{}", (n + 1) / 256, (n + 1) % 256);
     assert!(ping(1, &last), "no connectivity to {last}");
     for i in (1..=n).rev() {
-        let (t, rss) = timed(&mut cmd("del", i));
-        s.del.push(t);
-        s.rss_kib = s.rss_kib.max(rss);
+        s.del.push(timed(&mut cmd("del", i)));
     }
-    remove_namespaces(n);
+    for verb in ["add", "del"] {
+        let t = rss::traced(cmd(verb, n + 1).stderr(Stdio::null()), "", None);
+        assert!(t.ok, "traced {verb} failed");
+        s.saw(&t);
+    }
+    remove_namespaces(n + 1);
     let _ = Command::new("ip").args(["link", "del", "cnib0"]).stderr(Stdio::null()).status();
     let _ = std::fs::remove_dir_all("/var/lib/cni/networks/cnibench");
     s
 }
 
-/// Peak RSS (KiB) of one plugin process doing an ADD and a DEL on its own.
-fn plugin_rss(plugin: &Path, cni_path: &Path, stdin: &str) -> i64 {
-    netkit::netns::create(Some("cnibench-rss")).expect("netns");
-    let mut peak = 0;
-    for verb in ["ADD", "DEL"] {
-        let mut cmd = Command::new(plugin);
-        cmd.env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", "rssprobe")
-            .env("CNI_NETNS", "/run/netns/cnibench-rss")
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", cni_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let (_, _, rss, _) = measured(&mut cmd, Some(stdin));
-        peak = peak.max(rss);
-    }
+/// The state of a chain run: the namespace, bridge and leases the RSS probes leave behind.
+fn clean_rss_probe() {
     let _ = netkit::netns::delete("cnibench-rss");
     let _ = Command::new("ip").args(["link", "del", "cnib0"]).stderr(Stdio::null()).status();
     let _ = std::fs::remove_dir_all("/var/lib/cni/networks/cnibench");
-    peak
 }
 
-fn plugin_stdin() -> String {
-    let mut v: serde_json::Value = serde_json::from_str(CONFLIST).expect("conflist");
-    let mut p = v["plugins"][0].take();
-    p["name"] = "cnibench".into();
-    p["cniVersion"] = "1.0.0".into();
-    p.to_string()
+/// One plugin executed the way a container runtime does it — its own process, the `CNI_*`
+/// environment, its config on stdin — under ptrace; panics unless it succeeds.
+fn run_plugin(dir: &Path, plugin: &str, verb: &str, stdin: &str, smaps: Option<(&Path, &str)>) -> rss::Traced {
+    let mut cmd = Command::new(dir.join(plugin));
+    cmd.env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", "rssprobe")
+        .env("CNI_NETNS", "/run/netns/cnibench-rss")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", dir)
+        .env_remove("CNI_ARGS")
+        .env_remove("RCNI_LOG")
+        .stderr(Stdio::null());
+    let t = rss::traced(&mut cmd, stdin, smaps);
+    assert!(t.ok, "{plugin} {verb} failed: {}", String::from_utf8_lossy(&t.stdout));
+    t
+}
+
+/// One row of the per-process table: a plugin exec'd alone, and the processes of its tree.
+struct Step {
+    plugin: &'static str,
+    verb: &'static str,
+    root: i32,
+    procs: Vec<rss::Proc>,
+}
+
+/// Each plugin of the default chain exec'd on its own as a container runtime does (bridge ADD
+/// → portmap → firewall → tuning, each with the previous result; DEL in reverse with the final
+/// result, as libcni passes the cached one), then host-local alone; every process traced.
+fn plugin_steps(dir: &Path, smaps: Option<&Path>, label: &str) -> Vec<Step> {
+    clean_rss_probe();
+    netkit::netns::create(Some("cnibench-rss")).expect("netns");
+    let list: serde_json::Value = serde_json::from_str(CHAIN_CONFLIST).expect("conflist");
+    let conf = |i: usize, prev: Option<&serde_json::Value>| {
+        let mut p = list["plugins"][i].clone();
+        p["name"] = "cnibench".into();
+        p["cniVersion"] = "1.0.0".into();
+        if p["type"] == "portmap" {
+            p["runtimeConfig"] = serde_json::json!({"portMappings": [{"hostPort": 10999, "containerPort": 80, "protocol": "tcp"}]});
+        }
+        if let Some(prev) = prev {
+            p["prevResult"] = prev.clone();
+        }
+        p.to_string()
+    };
+    let names: Vec<&'static str> = vec!["bridge", "portmap", "firewall", "tuning"];
+    let mut steps = Vec::new();
+    let mut prev: Option<serde_json::Value> = None;
+    for (i, &name) in names.iter().enumerate() {
+        let smaps = smaps.map(|d| (d, format!("{label}-ADD")));
+        let t = run_plugin(dir, name, "ADD", &conf(i, prev.as_ref()), smaps.as_ref().map(|(d, l)| (*d, l.as_str())));
+        prev = Some(serde_json::from_slice(&t.stdout).expect("ADD result"));
+        steps.push(Step { plugin: name, verb: "ADD", root: t.root, procs: t.procs });
+    }
+    for (i, &name) in names.iter().enumerate().rev() {
+        let smaps = smaps.map(|d| (d, format!("{label}-DEL")));
+        let t = run_plugin(dir, name, "DEL", &conf(i, prev.as_ref()), smaps.as_ref().map(|(d, l)| (*d, l.as_str())));
+        steps.push(Step { plugin: name, verb: "DEL", root: t.root, procs: t.procs });
+    }
+    let hl = serde_json::json!({"cniVersion": "1.0.0", "name": "cnibench", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/16"}]]}})
+        .to_string();
+    for verb in ["ADD", "DEL"] {
+        let smaps = smaps.map(|d| (d, format!("{label}-{verb}")));
+        let t = run_plugin(dir, "host-local", verb, &hl, smaps.as_ref().map(|(d, l)| (*d, l.as_str())));
+        steps.push(Step { plugin: "host-local", verb, root: t.root, procs: t.procs });
+    }
+    clean_rss_probe();
+    steps
+}
+
+/// The plugin's own process of a step and the others it started.
+fn split_step(s: &Step) -> (Option<&rss::Proc>, Vec<&rss::Proc>) {
+    (s.procs.iter().find(|p| p.pid == s.root), s.procs.iter().filter(|p| p.pid != s.root).collect())
+}
+
+fn cell(p: Option<&rss::Proc>) -> String {
+    p.map_or("-".into(), |p| format!("{} ({} anon + {} file)", p.hwm_kib, p.anon_kib, p.file_kib))
+}
+
+/// Prints the per-process table for rcni and, when given, the reference.
+fn print_plugin_rss(rcni: &[Step], reference: Option<&[Step]>) {
+    println!("\nper-process peak RSS, KiB (VmHWM of the process's own address space, read at its exit under ptrace;");
+    println!("in brackets the RSS at exit, anonymous + file-backed): each plugin exec'd alone as a container runtime");
+    println!("does, the default chain's ADD then DEL, then host-local alone. rcni's bridge runs host-local in-process.");
+    println!("| plugin | verb | rcni | reference (Go) |");
+    println!("|---|---|---|---|");
+    for (i, s) in rcni.iter().enumerate() {
+        let (own, others) = split_step(s);
+        let r = reference.and_then(|r| r.get(i));
+        let (rown, rothers) = r.map(split_step).unwrap_or((None, Vec::new()));
+        let alone = if s.plugin == "host-local" { "host-local alone" } else { s.plugin };
+        println!("| {alone} | {} | {} | {} |", s.verb, cell(own), cell(rown));
+        // children: the reference's host-local and iptables, rcni's forked socket closer
+        let mut names: Vec<&str> = Vec::new();
+        for p in others.iter().chain(rothers.iter()) {
+            if !names.contains(&p.name.as_str()) {
+                names.push(&p.name);
+            }
+        }
+        if s.plugin == "bridge" && !names.contains(&"host-local") && rothers.iter().any(|p| p.name == "host-local") {
+            names.insert(0, "host-local");
+        }
+        for name in names {
+            let mine = others.iter().copied().filter(|p| p.name == name).max_by_key(|p| p.hwm_kib);
+            let theirs = rothers.iter().copied().filter(|p| p.name == name).max_by_key(|p| p.hwm_kib);
+            let mine =
+                if mine.is_none() && s.plugin == "bridge" && name == "host-local" { "in bridge's process".into() } else { cell(mine) };
+            let n = others.iter().filter(|p| p.name == name).count().max(rothers.iter().filter(|p| p.name == name).count());
+            let what = if name == s.plugin { format!("{name} forked, not exec'd") } else { name.to_string() };
+            let times = if n > 1 { format!(", largest of {n}") } else { String::new() };
+            println!("| ↳ {what} (child of {}{times}) | {} | {mine} | {} |", s.plugin, s.verb, cell(theirs));
+        }
+    }
+}
+
+/// Prints each rcni process's smaps_rollup, for `--rss-detail`.
+fn print_rollups(label: &str, steps: &[Step]) {
+    for s in steps {
+        for p in &s.procs {
+            println!("\n{label} {} {} (pid {}), VmHWM {} KiB, smaps_rollup at exit:", s.plugin, s.verb, p.pid, p.hwm_kib);
+            for l in p.rollup.lines().skip(1) {
+                println!("  {l}");
+            }
+        }
+    }
 }
 
 fn main() {
@@ -277,7 +421,13 @@ fn main() {
     if !have_ref {
         println!("(reference stack skipped: Go cnitool or Debian's plugins missing)");
     }
-    for &n in &o.ns {
+    if let Some(out) = &o.layout {
+        layout::write(&rcni_dir, out, |dir| {
+            plugin_steps(dir, None, "rcni");
+        });
+        return;
+    }
+    for &n in o.ns.iter().filter(|_| !o.rss_only) {
         let mut results: Vec<(&str, Samples)> = Vec::new();
         for stack in &o.stacks {
             let s = match stack.as_str() {
@@ -296,16 +446,16 @@ fn main() {
             ));
         }
         println!("\nN = {n}");
-        println!("| stack | ADD median ms | ADD p95 ms | DEL median ms | DEL p95 ms | peak RSS of the process tree |");
+        println!("| stack | ADD median ms | ADD p95 ms | DEL median ms | DEL p95 ms | largest process, peak RSS |");
         println!("|---|---|---|---|---|---|");
         for (name, s) in &results {
+            let (pname, kib) = s.largest.clone().unwrap_or_default();
             println!(
-                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {} MiB |",
+                "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {pname} {kib} KiB |",
                 pct(&s.add, 0.5),
                 pct(&s.add, 0.95),
                 pct(&s.del, 0.5),
                 pct(&s.del, 0.95),
-                s.rss_kib / 1024
             );
         }
         let get = |k: &str| results.iter().find(|(n, _)| n.starts_with(k)).map(|(_, s)| s);
@@ -327,13 +477,14 @@ fn main() {
             );
         }
     }
-    let stdin = plugin_stdin();
-    println!("\npeak RSS of one plugin process run alone (ADD then DEL; rcni's cnitool runs its own plugins in-process):");
-    println!("  rcni bridge (host-local in-process): {} KiB", plugin_rss(&rcni_dir.join("bridge"), &rcni_dir, &stdin));
-    if have_ref {
-        println!("  reference bridge (+ its host-local child): {} KiB", plugin_rss(&o.ref_plugins.join("bridge"), &o.ref_plugins, &stdin));
-        let hl = serde_json::json!({"cniVersion": "1.0.0", "name": "cnibench", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/16"}]]}}).to_string();
-        println!("  rcni host-local: {} KiB", plugin_rss(&rcni_dir.join("host-local"), &rcni_dir, &hl));
-        println!("  reference host-local: {} KiB", plugin_rss(&o.ref_plugins.join("host-local"), &o.ref_plugins, &hl));
+    if let Some(d) = &o.smaps {
+        std::fs::create_dir_all(d).expect("--smaps dir");
+    }
+    let mine = plugin_steps(&rcni_dir, o.smaps.as_deref(), "rcni");
+    let want_ref = o.stacks.iter().any(|s| s == "reference") && o.ref_plugins.join("bridge").exists();
+    let theirs = want_ref.then(|| plugin_steps(&o.ref_plugins, o.smaps.as_deref(), "reference"));
+    print_plugin_rss(&mine, theirs.as_deref());
+    if o.rss_detail {
+        print_rollups("rcni", &mine);
     }
 }

@@ -7,10 +7,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The directory cargo puts this profile's binaries in (`target/debug`).
+/// The directory cargo puts this profile's binaries in (`target/<host triple>/debug`).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/debug/deps/<test binary>
+    // target/<host triple>/debug/deps/<test binary>
     exe.parent().and_then(|p| p.parent()).expect("target dir").to_path_buf()
 }
 
@@ -91,7 +91,10 @@ impl Drop for TestNetns {
 
 /// The Go cnitool built from Debian's source package by `scripts/build-go-cnitool`.
 pub fn go_cnitool() -> std::path::PathBuf {
-    let p = std::env::var("GO_CNITOOL").map(std::path::PathBuf::from).unwrap_or_else(|_| target_dir().join("../go-cnitool/cnitool"));
+    // target/go-cnitool, beside target/<host triple>/
+    let p = std::env::var("GO_CNITOOL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| target_dir().ancestors().map(|d| d.join("go-cnitool/cnitool")).find(|p| p.exists()).unwrap_or_default());
     assert!(p.exists(), "Go cnitool not found at {} (scripts/build-go-cnitool builds it; scripts/test runs that)", p.display());
     p
 }

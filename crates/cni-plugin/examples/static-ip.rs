@@ -5,7 +5,7 @@
 //! cargo build --example static-ip
 //! echo '{"cniVersion":"1.0.0","name":"demo","type":"static-ip","address":"10.9.0.2/24"}' | \
 //!   CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/var/run/netns/demo CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin \
-//!   target/debug/examples/static-ip
+//!   target/<host triple>/debug/examples/static-ip
 //! ```
 
 use cni_plugin::{About, CmdArgs, Plugin};

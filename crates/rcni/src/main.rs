@@ -23,15 +23,61 @@ fn applet_name(argv0: &OsString) -> String {
     Path::new(argv0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// Log events go to stderr at `RCNI_LOG`'s level (warn by default) as one line each,
+/// `LEVEL message key=value …`: what tracing-subscriber's fmt layer printed without time and
+/// target, but with no registry, span store or formatter set up in every plugin process (rcni
+/// has no spans, and a plugin logs nothing unless something goes wrong).
+struct StderrLog(tracing::level_filters::LevelFilter);
+
+/// One event's fields as text: the message first, then `name=value` (`Debug` of the value,
+/// so strings are quoted unless recorded with `%`).
+struct Line(String);
+
+impl tracing::field::Visit for Line {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        let name = field.name();
+        let _ = match name {
+            "message" => write!(self.0, "{value:?}"),
+            _ => write!(self.0, "{}={value:?}", name.strip_prefix("r#").unwrap_or(name)),
+        };
+    }
+}
+
+impl tracing::Subscriber for StderrLog {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.0
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(self.0)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = Line(String::new());
+        event.record(&mut line);
+        eprintln!("{:>5} {}", event.metadata().level().as_str(), line.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 fn init_logging() {
+    use tracing::level_filters::LevelFilter;
     let level = match std::env::var("RCNI_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
-        "error" => tracing::Level::ERROR,
-        "info" => tracing::Level::INFO,
-        "debug" => tracing::Level::DEBUG,
-        "trace" => tracing::Level::TRACE,
-        _ => tracing::Level::WARN,
+        "error" => LevelFilter::ERROR,
+        "info" => LevelFilter::INFO,
+        "debug" => LevelFilter::DEBUG,
+        "trace" => LevelFilter::TRACE,
+        _ => LevelFilter::WARN,
     };
-    let _ = tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).without_time().try_init();
+    let _ = tracing::subscriber::set_global_default(StderrLog(level));
 }
 
 fn main() {
