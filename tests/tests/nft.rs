@@ -114,6 +114,10 @@ mod fake_agrees_with_the_kernel {
                 }
                 (Err(a), Err(b)) => {
                     assert_eq!(a.errno(), b.errno(), "{what}: kernel failed with {a}, fake with {b}");
+                    let op = |e: &netkit::Error| match e {
+                        netkit::Error::Os { op, .. } | netkit::Error::Other { op, .. } => op.clone(),
+                    };
+                    assert_eq!(op(&a), op(&b), "{what}: the operation refused");
                     self.same(what);
                     None
                 }

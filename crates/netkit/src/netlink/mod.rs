@@ -30,9 +30,6 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::protocols::NETLINK_ROUTE;
 
-/// How often an interrupted dump is retried before its (possibly inconsistent) data is used.
-const DUMP_RETRIES: usize = 5;
-
 /// A synchronous rtnetlink socket bound to one network namespace.
 #[derive(Debug)]
 pub struct Netlink {
@@ -60,19 +57,8 @@ impl Netlink {
         self.sock.exchange(msg, 0, op)?.messages.pop().ok_or_else(|| Error::msg(op(), "the kernel sent no object"))
     }
 
-    /// Dumps objects, retrying when the kernel reports that the dump was interrupted by a
-    /// concurrent change.
+    /// Dumps objects (retried when a concurrent change interrupted the dump).
     pub(crate) fn dump(&mut self, make: &dyn Fn() -> RouteNetlinkMessage, op: &dyn Fn() -> String) -> Result<Vec<RouteNetlinkMessage>> {
-        let mut attempt = 0;
-        loop {
-            let reply = self.sock.exchange(make(), NLM_F_DUMP, op)?;
-            attempt += 1;
-            if !reply.interrupted || attempt > DUMP_RETRIES {
-                if reply.interrupted {
-                    tracing::warn!(op = %op(), "netlink dump still interrupted after {DUMP_RETRIES} retries; using its data");
-                }
-                return Ok(reply.messages);
-            }
-        }
+        self.sock.dump(make, NLM_F_DUMP, op)
     }
 }

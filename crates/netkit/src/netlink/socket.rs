@@ -1,6 +1,8 @@
 //! The one synchronous netlink socket under both rtnetlink ([`super::Netlink`]) and nf_tables
-//! ([`crate::nft::Nft`]): sending, receiving until an exchange is complete, sequence checks, the
-//! kernel's extended-ACK text, and a bound on every wait.
+//! ([`crate::nft::Nft`]): sending, receiving until an exchange is complete, sequence checks,
+//! interrupted dumps made again, the kernel's extended-ACK text, and a bound on every wait for an
+//! answer ([`REPLY_TIMEOUT`]). The kernel does a request's work inside `sendmsg` (under its own
+//! locks), which no socket timeout covers; what the bound covers is the wait for what it sends.
 
 use crate::error::{Error, Result};
 use netlink_packet_core::{
@@ -12,9 +14,14 @@ use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-/// The longest rcni waits for the kernel to answer one exchange (a request, a dump, a batch):
-/// far beyond any answer a working kernel gives, short of hanging a runtime.
+/// The longest rcni waits for the kernel's answer to one exchange (a request, a dump, a batch),
+/// measured from the first receive (so at most about twice this in all, when the last datagram
+/// arrives just before it): far beyond any answer a working kernel gives, short of hanging a
+/// runtime.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often an interrupted dump is made again before its (possibly inconsistent) data is used.
+pub const DUMP_RETRIES: usize = 5;
 
 const RECV_BUF: usize = 64 * 1024;
 const NLMSGERR_ATTR_MSG: u16 = 1;
@@ -150,6 +157,22 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             }
         })?;
         Ok(reply)
+    }
+
+    /// A dump (`flags` include `NLM_F_DUMP`), made again when the kernel reports that a
+    /// concurrent change interrupted it, up to [`DUMP_RETRIES`] times (then its data is used).
+    pub fn dump(&mut self, make: &dyn Fn() -> M, flags: u16, op: &dyn Fn() -> String) -> Result<Vec<M>> {
+        let mut attempt = 0;
+        loop {
+            let reply = self.exchange(make(), flags, op)?;
+            attempt += 1;
+            if !reply.interrupted || attempt > DUMP_RETRIES {
+                if reply.interrupted {
+                    tracing::warn!(op = %op(), "netlink dump still interrupted after {DUMP_RETRIES} retries; using its data");
+                }
+                return Ok(reply.messages);
+            }
+        }
     }
 
     pub fn as_raw_fd(&self) -> i32 {

@@ -48,6 +48,8 @@ pub const NFT_LOOKUP_F_INV: u32 = 1;
 pub const NF_DROP: i32 = 0;
 pub const NF_ACCEPT: i32 = 1;
 
+/// `NFTA_SET_DESC_CONCAT`, the concatenation list of a set description.
+pub const NFTA_SET_DESC_CONCAT: u16 = 2;
 /// `NFTA_SET_FIELD_LEN` inside a set description's concatenation list element
 /// (`NFTA_LIST_ELEM`).
 pub const NFTA_SET_FIELD_LEN: u16 = 1;

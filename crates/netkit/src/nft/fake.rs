@@ -23,7 +23,7 @@
 //!
 //! Reads of what does not exist return nothing, as the kernel's dumps of a missing table do.
 
-use super::print::{self, SetTypes};
+use super::print::{self, be, SetTypes};
 use super::{comment_userdata, userdata_comment, At, BaseChain, Batch, Client, Element, ElementInfo, Expr, Family, HookPoint, Op};
 use super::{RuleInfo, SetSpec};
 use crate::error::{Error, Result};
@@ -120,10 +120,6 @@ fn check_name(op: &Op, name: &str) -> Result<()> {
         return Err(fail(op, libc::ERANGE, format!("name of {} bytes", name.len())));
     }
     Ok(())
-}
-
-fn be(b: &[u8]) -> u128 {
-    b.iter().fold(0u128, |acc, x| (acc << 8) | u128::from(*x))
 }
 
 /// `[start, end)` of an interval element (a single key: `[k, k+1)`).
@@ -237,8 +233,11 @@ impl FakeNft {
                     if !matches!(b.kind, "filter" | "nat" | "route") {
                         return Err(fail(op, libc::ENOENT, format!("no chain type {:?}", b.kind)));
                     }
-                    if b.kind == "nat" && (at.family == Family::Bridge || b.hook == HookPoint::Forward) {
-                        return Err(fail(op, libc::EOPNOTSUPP, "no nat chains here"));
+                    if b.kind == "nat" && at.family == Family::Bridge {
+                        return Err(fail(op, libc::ENOENT, "no chain type nat in the bridge family"));
+                    }
+                    if b.kind == "nat" && b.hook == HookPoint::Forward {
+                        return Err(fail(op, libc::EOPNOTSUPP, "no nat chains on the forward hook"));
                     }
                 }
                 match t.chain(chain) {
@@ -405,8 +404,22 @@ impl FakeNft {
     }
 
     /// The kernel's check of the chain graph at commit: NAT and masquerade only where a nat base
-    /// chain of a fitting hook reaches them.
-    fn validate(state: &State, batch: &Batch) -> Result<()> {
+    /// chain of a fitting hook reaches them. The error names the rule whose addition made the
+    /// graph invalid, as the kernel's replay of the batch (validating each rule) does.
+    fn validate_batch(before: &State, after: &State, batch: &Batch) -> Result<()> {
+        let Err(why) = Self::validate(after) else { return Ok(()) };
+        let mut state = before.clone();
+        for op in batch.ops() {
+            let _ = Self::apply(&mut state, op);
+            if matches!(op, Op::AddRule { .. }) && Self::validate(&state).is_err() {
+                return Err(fail(op, libc::EOPNOTSUPP, why));
+            }
+        }
+        let last = batch.ops().last().expect("a batch with operations");
+        Err(fail(last, libc::EOPNOTSUPP, why))
+    }
+
+    fn validate(state: &State) -> std::result::Result<(), String> {
         for ((family, _), t) in state {
             for base in t.chains.iter().filter(|c| c.base.is_some()) {
                 let b = base.base.as_ref().expect("base chain");
@@ -431,17 +444,12 @@ impl FakeNft {
                                 _ => true,
                             };
                             if !ok {
-                                let op = batch.ops().last().expect("a batch with operations");
-                                return Err(fail(
-                                    op,
-                                    libc::EOPNOTSUPP,
-                                    format!(
-                                        "{} in chain {name} of {} {} base chain {}",
-                                        print::rule(std::slice::from_ref(e)),
-                                        family.name(),
-                                        b.kind,
-                                        base.name
-                                    ),
+                                return Err(format!(
+                                    "{} in chain {name} of {} {} base chain {}",
+                                    print::rule(std::slice::from_ref(e)),
+                                    family.name(),
+                                    b.kind,
+                                    base.name
                                 ));
                             }
                             if let Some(target) = e.target() {
@@ -485,7 +493,7 @@ impl Client for FakeNft {
                 failure.get_or_insert(e);
             }
         }
-        let invalid = if failure.is_none() { Self::validate(&next, batch).err() } else { None };
+        let invalid = if failure.is_none() { Self::validate_batch(&self.state, &next, batch).err() } else { None };
         if invalid.is_some() {
             // a batch refused by the commit's chain validation is replayed once, validating
             // each rule as it goes: its objects take handles a second time
@@ -681,12 +689,13 @@ mod tests {
         b.add_rule(F, T, "forward", &[Expr::Verdict(Verdict::Jump("x".into()))], None).add_rule(F, T, "x", &[Expr::Masquerade], None);
         let e = f.commit(&b).unwrap_err();
         assert_eq!(e.errno(), Some(libc::EOPNOTSUPP), "{e}");
+        assert!(e.to_string().starts_with("adding a rule to t/x"), "the rule that made it invalid: {e}");
         let mut b = Batch::new();
         b.add_chain(F, T, "x", None).add_rule(F, T, "postrouting", &[Expr::Verdict(Verdict::Jump("postrouting".into()))], None);
         assert_eq!(f.commit(&b).unwrap_err().errno(), Some(libc::EOPNOTSUPP), "jump to a base chain");
         let mut b = Batch::new();
         b.add_table(Family::Bridge, T).add_chain(Family::Bridge, T, "p", Some(&post()));
-        assert_eq!(f.commit(&b).unwrap_err().errno(), Some(libc::EOPNOTSUPP));
+        assert_eq!(f.commit(&b).unwrap_err().errno(), Some(libc::ENOENT), "no nat chain type in the bridge family");
     }
 
     #[test]

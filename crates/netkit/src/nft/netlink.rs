@@ -34,14 +34,7 @@ fn proto(f: Family) -> NetfilterProtoFamily {
 }
 
 fn reg(n: u32) -> Register {
-    match n {
-        0 => Register::Verdict,
-        1 => Register::Reg1,
-        2 => Register::Reg2,
-        3 => Register::Reg3,
-        4 => Register::Reg4,
-        other => Register::Other(other),
-    }
+    Register::from(n)
 }
 
 fn u32_nla(kind: u16, v: u32) -> DefaultNla {
@@ -146,18 +139,16 @@ fn encode_expr(e: &Expr) -> ListAttribute<ExpressionAttribute> {
     e.into()
 }
 
-/// The `NFTA_SET_DESC` concatenation list: one `NFTA_LIST_ELEM { NFTA_SET_FIELD_LEN }` per field.
+/// The `NFTA_SET_DESC` concatenation list: one `NFTA_LIST_ELEM { NFTA_SET_FIELD_LEN }` per field,
+/// nested as nft writes it (the crate's `SetDescription::Concat` leaves `NLA_F_NESTED` off).
 fn concat_desc(fields: &[u32]) -> SetDescription {
-    let elems = fields
-        .iter()
-        .map(|len| {
-            let field = u32_nla(NFTA_SET_FIELD_LEN, *len);
-            let mut buf = vec![0u8; field.buffer_len()];
-            field.emit(&mut buf);
-            DefaultNla::new(NFTA_LIST_ELEM | NLA_F_NESTED, buf)
-        })
-        .collect();
-    SetDescription::Concat(elems)
+    let nested = |kind: u16, nlas: &[DefaultNla]| {
+        let mut buf = vec![0u8; nlas.buffer_len()];
+        nlas.emit(&mut buf);
+        DefaultNla::new(kind | NLA_F_NESTED, buf)
+    };
+    let elems: Vec<DefaultNla> = fields.iter().map(|len| nested(NFTA_LIST_ELEM, &[u32_nla(NFTA_SET_FIELD_LEN, *len)])).collect();
+    SetDescription::Other(nested(NFTA_SET_DESC_CONCAT, &elems))
 }
 
 fn set_attrs(table: &str, s: &SetSpec) -> Vec<SetAttribute> {
@@ -340,12 +331,18 @@ impl Nft {
         Ok(Nft { sock: NlSocket::open(NETLINK_NETFILTER, "netfilter", false)?, deleted: false })
     }
 
+    #[cfg(test)]
+    pub(super) fn sock_fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+
     /// Whether nftables can be used here (STATUS): a socket opens and a table can be listed.
     pub fn probe(table: &str) -> Result<()> {
         Nft::new()?.sets(Family::Inet, table).map(|_| ())
     }
 
-    /// One request (a dump with `NLM_F_DUMP`) and the messages of its answer.
+    /// One request (a dump with `NLM_F_DUMP`, made again when a concurrent change interrupted
+    /// it) and the messages of its answer.
     fn request(
         &mut self,
         family: NetfilterProtoFamily,
@@ -353,9 +350,14 @@ impl Nft {
         flags: u16,
         op: &str,
     ) -> Result<Vec<NetfilterMessageInner>> {
-        let m = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), inner);
-        let reply = self.sock.exchange(m, NLM_F_ACK | flags, &|| op.to_string())?;
-        Ok(reply.messages.into_iter().map(|m| m.inner).collect())
+        let make = || NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), inner.clone());
+        let op = || op.to_string();
+        let messages = if flags & NLM_F_DUMP != 0 {
+            self.sock.dump(&make, NLM_F_ACK | flags, &op)?
+        } else {
+            self.sock.exchange(make(), NLM_F_ACK | flags, &op)?.messages
+        };
+        Ok(messages.into_iter().map(|m| m.inner).collect())
     }
 
     /// The nf_tables messages of an answer; a missing table (or chain, or set) answers nothing.
@@ -590,5 +592,22 @@ impl Client for Nft {
         });
         let op = format!("looking up an element of {table}/{set}");
         Ok(self.nft_request(family, req, 0, &op)?.into_iter().flat_map(element_infos).last())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concatenation_description_is_nested_as_nft_writes_it() {
+        let d = concat_desc(&[1, 2]);
+        let mut buf = vec![0u8; d.buffer_len()];
+        d.emit(&mut buf);
+        let field = |len: u8| [0x0c, 0, 0x01, 0x80, 0x08, 0, 0x01, 0, 0, 0, 0, len];
+        let mut want = vec![0x1c, 0, 0x02, 0x80];
+        want.extend(field(1));
+        want.extend(field(2));
+        assert_eq!(buf, want, "NFTA_SET_DESC_CONCAT | NLA_F_NESTED {{ NFTA_LIST_ELEM | NLA_F_NESTED {{ NFTA_SET_FIELD_LEN }} }}");
     }
 }

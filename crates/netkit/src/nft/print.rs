@@ -177,7 +177,7 @@ fn interval(kind: Kind, start: &[u8], end: &[u8]) -> String {
     format!("{}-{}", value(kind, start), value(kind, &last[16 - start.len()..]))
 }
 
-fn be(b: &[u8]) -> u128 {
+pub(super) fn be(b: &[u8]) -> u128 {
     b.iter().fold(0u128, |acc, x| (acc << 8) | u128::from(*x))
 }
 

@@ -52,6 +52,13 @@ pub struct SharedNft {
     ns: (u64, u64),
 }
 
+impl SharedNft {
+    #[cfg(test)]
+    fn sock_fd(&self) -> i32 {
+        self.nft.as_ref().expect("present until dropped").sock_fd()
+    }
+}
+
 impl Deref for SharedNft {
     type Target = Nft;
     fn deref(&self) -> &Nft {
@@ -91,5 +98,31 @@ impl super::Client for SharedNft {
     }
     fn get_element(&mut self, family: super::Family, table: &str, set: &str, key: &[u8]) -> Result<Option<super::ElementInfo>> {
         (**self).get_element(family, table, set, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fd(n: &SharedNft) -> i32 {
+        n.sock_fd()
+    }
+
+    #[test]
+    fn one_socket_per_process_a_second_for_a_concurrent_user() {
+        // (the pool is process-wide: other tests of this binary do not use it)
+        let a = shared().unwrap();
+        let b = shared().unwrap();
+        assert_ne!(fd(&a), fd(&b), "a concurrent user gets a socket of its own");
+        let (fa, fb) = (fd(&a), fd(&b));
+        drop(a);
+        drop(b); // the pool already holds `a`'s: `b`'s closes
+        assert!(std::fs::metadata(format!("/proc/self/fd/{fb}")).is_err(), "the surplus socket was closed");
+        let c = shared().unwrap();
+        assert_eq!(fd(&c), fa, "the pooled socket is handed out again");
+        drop(c);
+        release_shared();
+        assert!(POOL.lock().unwrap().is_none());
     }
 }
