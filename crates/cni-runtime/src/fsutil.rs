@@ -120,6 +120,19 @@ pub fn create_dir_all_mode(dir: &Path, mode: u32) -> io::Result<()> {
     }
 }
 
+/// Whether this process's open files can be named through `/proc/self/fd` (not so without
+/// `/proc`, or with the `/proc` of another PID namespace): looked at once.
+fn proc_fd_usable() -> bool {
+    static USABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *USABLE.get_or_init(|| {
+        use std::os::fd::AsRawFd;
+        std::fs::File::open("/proc/self/exe")
+            .ok()
+            .and_then(|f| std::fs::metadata(format!("/proc/self/fd/{}", f.as_raw_fd())).ok())
+            .is_some()
+    })
+}
+
 /// A file (mode 0600) written complete before it has a name: opened with `O_TMPFILE` in the
 /// directory it is to be linked into, so a process killed while writing it leaves nothing.
 /// On a filesystem without `O_TMPFILE` it is written to the named file `fallback` instead, the
@@ -159,8 +172,12 @@ impl Unnamed {
             o.write(true).mode(mode);
             o
         };
-        let unnamed =
-            if tmpfile { opts().custom_flags(libc::O_TMPFILE).open(dir) } else { Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)) };
+        // an unnamed file gets its name through /proc/self/fd: without a usable /proc, a named one
+        let unnamed = if tmpfile && proc_fd_usable() {
+            opts().custom_flags(libc::O_TMPFILE).open(dir)
+        } else {
+            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        };
         let mut f = match unnamed {
             Ok(file) => Unnamed { file, named: None },
             // no O_TMPFILE here (EISDIR, EINVAL: the kernel's; EOPNOTSUPP: the filesystem's)
@@ -415,7 +432,8 @@ mod tests {
         for n in next..next + 200 {
             std::fs::write(d.path().join(format!(".a.conflist.{}-{n}.tmp", std::process::id())), b"theirs").unwrap();
         }
-        write_shared(&p, b"mine", 0o644, Placement::CreateNew).unwrap();
+        // (Replace links to a temporary name first; CreateNew links straight to the file)
+        write_shared(&p, b"mine", 0o644, Placement::Replace).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"mine");
         let theirs: Vec<String> = entries(d.path()).into_iter().filter(|n| n.ends_with(".tmp")).collect();
         assert_eq!(theirs.len(), 200, "other writers' temporary files are not touched");

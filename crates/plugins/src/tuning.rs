@@ -545,7 +545,7 @@ fn with_mac(mut prev: CniResult, ifname: &str, mac: &str) -> CniResult {
 impl Plugin for Tuning {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let p = load(args, Verb::Add)?;
-        let ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
+        let ns = crate::common::open_netns(&args.netns)?;
         let mut nl = if p.changes_link() { Some(Netlink::open_in(&ns)?) } else { None };
         let (orig, index) = originals(&ns, &mut nl, &args.ifname, &p)?;
 
@@ -642,7 +642,7 @@ impl Plugin for Tuning {
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
         let p = load(args, Verb::Check)?;
         p.prev.to_current().map_err(|e| CniError::decoding(e.to_string()))?;
-        let ns = NetNs::open(&args.netns).map_err(|e| CniError::internal(format!("failed to open netns {:?}: {e}", args.netns)))?;
+        let ns = crate::common::open_netns(&args.netns)?;
         let current = ns.run(|| p.sysctls.iter().map(|s| sysctl::read(&s.path).map(|v| (s, v))).collect::<Result<Vec<_>, _>>())??;
         for (s, cur) in current {
             // compared field by field: "4096 87380" matches the kernel's "4096\t87380"

@@ -288,6 +288,11 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
     let mut host = Netlink::new()?;
     let (cont_ns, mut cont) = common::open_container(&args.netns)?;
     common::ensure_ifname_free(&mut cont, &args.ifname)?;
+    // the lease goes last (registered first): until it is released the addresses are this
+    // attachment's, so the veth that holds them goes before
+    if let Some(ipam_type) = &s.ipam {
+        rb.push("the IPAM lease", || delegate::del(ipam_type, args));
+    }
     let br = ensure_bridge(&mut host, s)?;
     let pair = setup_veth(&mut host, &mut cont, &cont_ns, &args.ifname, s.mtu, s.mac)?;
     let veth = pair.host.index;
@@ -309,16 +314,15 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
 
     if s.c.macspoofchk {
         let mac = <[u8; 6]>::try_from(pair.container.mac.as_slice()).map_err(|_| CniError::internal("container veth has no MAC"))?;
+        spoofchk::setup(&mut *nft::shared()?, &o, &pair.host.name, mac)?;
         let undo_owner = o.clone();
         rb.push("the spoof check", move || {
             spoofchk::teardown(&mut *nft::shared()?, &undo_owner)?;
             Ok(())
         });
-        spoofchk::setup(&mut *nft::shared()?, &o, &pair.host.name, mac)?;
     }
 
     if let Some(ipam_type) = &s.ipam {
-        rb.push("the IPAM lease", || delegate::del(ipam_type, args));
         let r = common::ipam_add(ipam_type, args)?;
         result.ips = r.ips;
         result.routes = r.routes;

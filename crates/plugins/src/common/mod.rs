@@ -15,10 +15,14 @@ use cni_types::CniError;
 use netkit::{NetNs, Netlink};
 use serde::Deserialize;
 
-/// The container's namespace and a netlink socket inside it; a path that does not open is the
-/// reference's error.
+/// The container's namespace; a path that does not open is the reference's error.
+pub fn open_netns(netns: &str) -> Result<NetNs, CniError> {
+    NetNs::open(netns).map_err(|e| CniError::internal(format!("failed to open netns {netns:?}: {e}")))
+}
+
+/// The container's namespace and a netlink socket inside it.
 pub fn open_container(netns: &str) -> Result<(NetNs, Netlink), CniError> {
-    let ns = NetNs::open(netns).map_err(|e| CniError::internal(format!("failed to open netns {netns:?}: {e}")))?;
+    let ns = open_netns(netns)?;
     let nl = Netlink::open_in(&ns)?;
     Ok((ns, nl))
 }

@@ -1,7 +1,10 @@
 //! Undoing a partial ADD. A plugin registers how to undo each step as it takes it; if the ADD
 //! does not reach [`Rollback::commit`] — an error returned with `?` anywhere, or a panic (the
-//! SDK catches it, and unwinding drops the guard) — the steps are undone newest first. So no
-//! path out of an ADD can forget to clean up, and a failed ADD leaves nothing behind.
+//! SDK catches it, and unwinding drops the guard) — the registered steps are undone newest
+//! first. So no path out of an ADD can forget to clean up what it registered. A step that can
+//! fail half done (a kernel object made, then a read of it failing) must clean up its own half,
+//! or register its undo before it starts; an all-or-nothing step (an nftables batch) registers
+//! after it succeeded.
 
 use cni_types::CniError;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,8 +22,8 @@ impl<'a> Rollback<'a> {
         Rollback { steps: Vec::new() }
     }
 
-    /// Registers how to undo `what` (before taking the step when the step may be left half
-    /// done: undo steps find their objects by owner and treat "already gone" as done).
+    /// Registers how to undo `what` (undo steps find their objects by owner, and treat
+    /// "already gone" as done).
     pub fn push(&mut self, what: &'static str, undo: impl FnOnce() -> Result<(), CniError> + 'a) {
         self.steps.push((what, Box::new(undo)));
     }

@@ -16,13 +16,15 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Masquerades the attachment's addresses (`ipMasq`); the failed ADD's rollback removes it.
+/// (The setup is all or nothing, so the undo is registered once it succeeded.)
 pub fn masquerade(rb: &mut Rollback, owner: &Owner, addrs: &[IpNet]) -> Result<(), CniError> {
+    masq::setup(&mut *nft::shared()?, owner, addrs)?;
     let o = owner.clone();
     rb.push("masquerade", move || {
         masq::teardown(&mut *nft::shared()?, &o, &[])?;
         Ok(())
     });
-    Ok(masq::setup(&mut *nft::shared()?, owner, addrs)?)
+    Ok(())
 }
 
 /// DEL: first the attachment's nftables objects — its masquerade and what `more` removes
@@ -45,7 +47,7 @@ pub fn del(
         let mut nft = nft::shared()?;
         masq::teardown(&mut nft, owner, &hint)?;
         more(&mut nft)?;
-        // closed here, before the veth goes (in the background when something was deleted)
+        // (back to the process's socket: closed once, at the end, see nft::shared)
     }
     let mut host = Netlink::new()?;
     let end = prev.as_ref().and_then(|p| p.interfaces.get(host_end)).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());

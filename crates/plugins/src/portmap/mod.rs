@@ -231,14 +231,16 @@ impl Plugin for Portmap {
             return Ok(prev_raw);
         }
         let subnets: Vec<IpNet> = [v4, v6].into_iter().flatten().collect();
-        let mut nft = nft::shared()?;
         let o = owner(args, &c);
+        // (declared before the socket's guard, so the guard is back in the pool when an undo
+        // runs and the undo uses the same socket)
         let mut rb = Rollback::new();
+        let mut nft = nft::shared()?;
+        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps)?;
         rb.push("the port mappings", || {
             layout::teardown(&mut *nft::shared()?, &o, &s, &maps)?;
             Ok(())
         });
-        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps)?;
         for t in taken {
             eprintln!("portmap: took over a host port published for another attachment ({t})");
         }
