@@ -159,3 +159,25 @@ fn empty_or_broken_config_dirs() {
     assert!(set.load_dir(&dir, 0).unwrap_err().to_string().contains("missing 'type'"));
     assert_eq!(set.setup(&Ctx::background(), &Namespace::new("c", "/ns")).unwrap_err().to_string(), "cni plugin not initialized");
 }
+
+/// A second setup of an attached container fails before any plugin runs: its ADD would fail on
+/// the interface the first made, and the rollback's DEL (same container ID and interface) would
+/// remove the first attachment.
+#[test]
+fn a_second_setup_of_an_attached_container_changes_nothing() {
+    let fx = Fixture::new();
+    fx.plugin("pa", Value::Null);
+    fx.plugin("pb", Value::Null);
+    let set = two_networks(&fx);
+    let ns = Namespace::new("ctr-twice", "/var/run/netns/x");
+    set.setup(&Ctx::background(), &ns).unwrap();
+    let before = (commands(&fx.calls("pa")), commands(&fx.calls("pb")));
+    let e = set.setup(&Ctx::background(), &ns).unwrap_err().to_string();
+    assert!(e.contains("container ctr-twice is attached already (eth0 on a, eth1 on b)"), "{e}");
+    let e = set.setup_parallel(&Ctx::background(), &ns).unwrap_err().to_string();
+    assert!(e.contains("attached already"), "{e}");
+    assert_eq!((commands(&fx.calls("pa")), commands(&fx.calls("pb"))), before, "no plugin was called: no ADD, no DEL");
+    assert_eq!(fx.cni().get_cached_attachments("ctr-twice").unwrap().len(), 2);
+    set.remove(&Ctx::background(), &ns).unwrap();
+    set.setup(&Ctx::background(), &ns).unwrap();
+}

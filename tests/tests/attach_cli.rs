@@ -168,3 +168,33 @@ fn attach_publishes_ports() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST_PORT:CONTAINER_PORT"));
 }
+
+/// Two attaches of one namespace at the same time: one attaches, the other is refused, and the
+/// attachment that won is intact (the check and the ADD run under a per-container lock).
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn concurrent_attaches_of_one_namespace() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap().to_string();
+    let ns = TestNetns::new("rcni-att-race");
+    for round in 0..5 {
+        let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..3).map(|_| s.spawn(|| rcni(&["attach", &ns.name, "--conf-dir", &dir]))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let ok = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(
+            ok,
+            1,
+            "round {round}: exactly one attach wins: {:?}",
+            outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect::<Vec<_>>()
+        );
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("is already attached"), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        assert!(ns.ping("10.209.0.1"), "round {round}: the winner's attachment works");
+        assert!(rcni(&["detach", &ns.name, "--conf-dir", &dir]).status.success());
+    }
+}

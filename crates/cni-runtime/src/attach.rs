@@ -203,9 +203,27 @@ impl NetworkSet {
         Ok(())
     }
 
+    /// Before a setup adds anything: none of the interfaces to make is one the container has an
+    /// attachment for already (its ADD would fail on the interface, and the rollback of that
+    /// failure, a DEL with the same container ID and interface, would remove the earlier
+    /// attachment).
+    fn not_attached(&self, ns: &Namespace) -> Result<()> {
+        let cached = self.cni.get_cached_attachments(&ns.id)?;
+        let taken: Vec<String> = cached
+            .iter()
+            .filter(|a| self.networks.iter().any(|n| n.ifname == a.ifname))
+            .map(|a| format!("{} on {}", a.ifname, a.network))
+            .collect();
+        if !taken.is_empty() {
+            return Err(Error::msg(format!("container {} is attached already ({}): remove that first", ns.id, taken.join(", "))));
+        }
+        Ok(())
+    }
+
     /// Attaches every network, in order; on failure, removes again what was attached.
     pub fn setup(&self, ctx: &Ctx, ns: &Namespace) -> Result<AttachResult> {
         self.ready()?;
+        self.not_attached(ns)?;
         let mut done: Vec<(usize, Result100)> = Vec::new();
         for (i, net) in self.networks.iter().enumerate() {
             match self.attach_one(ctx, net, ns) {
@@ -223,6 +241,7 @@ impl NetworkSet {
     /// Attaches every network concurrently (go-cni's `Setup`); on any failure, removes all.
     pub fn setup_parallel(&self, ctx: &Ctx, ns: &Namespace) -> Result<AttachResult> {
         self.ready()?;
+        self.not_attached(ns)?;
         let outcomes: Vec<Result<Result100>> = std::thread::scope(|s| {
             let handles: Vec<_> = self.networks.iter().map(|net| s.spawn(move || self.attach_one(ctx, net, ns))).collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::msg("attach thread panicked")))).collect()

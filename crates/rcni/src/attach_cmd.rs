@@ -5,7 +5,7 @@
 
 use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
 use crate::exit::{exit_code, message};
-use crate::runtime_env::{cached_list, container_id, lock_networks, netns_path, RuntimeEnv};
+use crate::runtime_env::{cached_list, container_id, lock_container, lock_networks, netns_path, RuntimeEnv};
 use clap::Args;
 use cni_runtime::{conf, Namespace, NetworkSet, RuntimeConf};
 use cni_types::capabilities::PortMapping;
@@ -108,6 +108,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     netkit::NetNs::open(&path).map_err(|e| format!("{e} (create it with: rcni netns add {})", a.common.netns))?;
     let id = container_id(&a.common.netns, a.common.id.as_deref());
     let cni = a.common.env.cni()?;
+    let _container = lock_container(&id)?;
     // a second ADD would fail on the interfaces the first made, and its rollback would remove
     // the first attachment (same container and interface names)
     let attached = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
@@ -202,6 +203,7 @@ pub fn detach(c: Common) -> i32 {
 fn run_detach(c: &Common) -> Result<usize, String> {
     let id = container_id(&c.netns, c.id.as_deref());
     let cni = c.env.cni()?;
+    let _container = lock_container(&id)?;
     let mut atts = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
     atts.sort_by_key(|a| {
         (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0)))

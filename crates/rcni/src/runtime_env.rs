@@ -77,6 +77,15 @@ pub fn lock_networks<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec
     names.into_iter().map(|n| NetworkLock::shared(Path::new(cni_runtime::lock::LOCK_DIR), n).map_err(|e| lock_error(n, e))).collect()
 }
 
+/// The exclusive lock of one container, held by `rcni attach` from its look at what the container
+/// has until its ADDs are done, and by `rcni detach`: two of them for one container never
+/// overlap (a second attach would otherwise pass the check and then fail on the first one's
+/// interfaces).
+pub fn lock_container(id: &str) -> Result<NetworkLock, String> {
+    let dir = Path::new(cni_runtime::lock::LOCK_DIR).join("containers");
+    NetworkLock::exclusive(&dir, id).map_err(|e| format!("locking container {id}: {e}"))
+}
+
 /// The exclusive lock of one network, held by `rcni gc` while it judges and reclaims.
 pub fn lock_network_exclusive(name: &str) -> Result<NetworkLock, String> {
     NetworkLock::exclusive(Path::new(cni_runtime::lock::LOCK_DIR), name).map_err(|e| lock_error(name, e))
