@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 /// the `CNI_*` variables, the config as stdin; its stdout becomes the result, its stderr is
 /// copied to ours) and saves a fork/exec of ~1.5 ms. The context's deadline and cancellation are
 /// checked before it starts; a running in-process plugin is not interrupted (rcni's plugins
-/// never wait on the network: their only waits are file locks). `RCNI_IN_PROCESS=0` in the
-/// environment turns the shortcut off.
+/// never wait on the network: their only waits are file locks and the kernel, bounded by
+/// `netkit::netlink::REPLY_TIMEOUT`). `RCNI_IN_PROCESS=0` in the environment turns the shortcut
+/// off. In-process plugins share one nftables socket (`netkit::nft::shared`): a program that
+/// runs them calls `netkit::nft::release_shared()` before it exits, as rcni's binary does, or its
+/// exit waits for the kernel to finish deleting (and, if it lives on, the socket stays open).
 #[derive(Debug)]
 pub struct SelfExec {
     raw: RawExec,

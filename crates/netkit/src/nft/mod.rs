@@ -454,6 +454,21 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_prints_as_an_nft_script() {
+        let mut b = Batch::new();
+        b.add_table(Family::Inet, "t").add_set(Family::Inet, "t", &SetSpec::addrs("s", false));
+        b.create_elements(Family::Inet, "t", "s", &[Element::addr("10.0.0.2".parse().unwrap()).with_comment("c")]);
+        b.add_elements(Family::Inet, "t", "other", &[Element::key(vec![1, 2])]);
+        b.delete_rule(Family::Bridge, "t", "p", 7);
+        assert_eq!(
+            b.to_string(),
+            "add table inet t\nadd set inet t s { type ipv4_addr; }\ncreate element inet t s { 10.0.0.2 comment \"c\" }\n\
+             add element inet t other { 0x0102 }\ndelete rule bridge t p handle 7\n",
+            "keys by the type of a set declared in the batch, else hex"
+        );
+    }
+
+    #[test]
     fn concat_types() {
         let t = datatype::concat(&[datatype::IPADDR, datatype::INET_SERVICE]);
         assert_eq!(t, (7 << 6) | 13);
