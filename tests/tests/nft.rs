@@ -300,6 +300,19 @@ mod fake_agrees_with_the_kernel {
                 );
                 b
             }),
+            ("masquerade reached from a filter hook, then another rule", {
+                // the kernel names the rule that made the table invalid, not the batch's last one
+                let mut b = Batch::new();
+                b.add_rule(f, T, "x", &[Expr::Masquerade], None)
+                    .add_rule(f, T, "fwd", &[Expr::Verdict(netkit::nft::Verdict::Jump("x".into()))], None)
+                    .add_rule(f, T, "post", &[Expr::Counter], None);
+                b
+            }),
+            ("a nat chain in the bridge family", {
+                let mut b = Batch::new();
+                b.add_table(Family::Bridge, T).add_chain(Family::Bridge, T, "nat", Some(&post));
+                b
+            }),
             ("jump to a base chain", {
                 let mut b = Batch::new();
                 b.add_rule(f, T, "x", &[Expr::Verdict(netkit::nft::Verdict::Jump("post".into()))], None);
