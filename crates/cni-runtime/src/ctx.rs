@@ -98,6 +98,11 @@ impl Ctx {
         self.cancel.as_ref()
     }
 
+    /// The deadline, if there is one.
+    pub fn deadline_at(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// Time left before the deadline (`None`: no deadline).
     pub fn remaining(&self) -> Option<Duration> {
         self.deadline.map(|d| d.saturating_duration_since(Instant::now()))

@@ -23,6 +23,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Where [`write_atomic`] links `path` before the rename.
 pub fn temp_path(path: &Path) -> PathBuf {
@@ -250,6 +251,44 @@ impl Drop for Unnamed {
         }
     }
 }
+
+/// How long rcni waits for a file lock another process holds (host-local's store, the runtime's
+/// network and container locks) before giving up with "try again later": far longer than any
+/// holder's work takes, short of hanging a runtime behind a stopped or stuck process.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Exclusive or shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// Takes `file`'s `flock` in `mode`, waiting at most [`LOCK_WAIT`] (less when the runtime's
+/// deadline, [`crate::deadline`], comes first); then fails with `ErrorKind::TimedOut`.
+pub fn lock_bounded(file: &File, mode: LockMode) -> io::Result<()> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let r = match mode {
+            LockMode::Shared => file.try_lock_shared(),
+            LockMode::Exclusive => file.try_lock(),
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
+        let left = crate::deadline::remaining(LOCK_WAIT.saturating_sub(start.elapsed())).filter(|d| !d.is_zero());
+        let Some(left) = left else {
+            let why = if start.elapsed() >= LOCK_WAIT { format!("held by another process for over {}s", LOCK_WAIT.as_secs()) } else { "the runtime's deadline passed".into() };
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("lock not taken: {why}")));
+        };
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
 
 /// Whether two paths name one file (same device and inode; symlinks followed).
 pub fn same_file(a: &Path, b: &Path) -> bool {

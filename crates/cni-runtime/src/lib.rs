@@ -12,6 +12,7 @@ pub mod attach;
 pub mod cache;
 pub mod conf;
 pub mod ctx;
+pub mod deadline;
 pub mod error;
 pub mod exec;
 pub mod find;

@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use crate::fsutil::{lock_bounded, LockMode};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -20,33 +20,25 @@ pub struct NetworkLock {
 }
 
 impl NetworkLock {
-    /// Waits for `network`'s lock in shared mode (runtime operations).
+    /// Waits (bounded: [`crate::fsutil::LOCK_WAIT`]) for `network`'s lock in shared mode (runtime operations).
     pub fn shared(dir: &Path, network: &str) -> io::Result<Self> {
-        Self::take(dir, network, libc::LOCK_SH)
+        Self::take(dir, network, LockMode::Shared)
     }
 
     /// Waits for `network`'s lock in exclusive mode (garbage collection).
     pub fn exclusive(dir: &Path, network: &str) -> io::Result<Self> {
-        Self::take(dir, network, libc::LOCK_EX)
+        Self::take(dir, network, LockMode::Exclusive)
     }
 
-    fn take(dir: &Path, network: &str, how: libc::c_int) -> io::Result<Self> {
+    fn take(dir: &Path, network: &str, mode: LockMode) -> io::Result<Self> {
         // network names are validated ([A-Za-z0-9_.-]), but never let one escape the directory
         if network.is_empty() || network.contains('/') || network == "." || network == ".." {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid network name {network:?}")));
         }
         std::fs::create_dir_all(dir)?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(dir.join(network))?;
-        loop {
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
-                return Ok(NetworkLock { _file: file });
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        lock_bounded(&file, mode)?;
+        Ok(NetworkLock { _file: file })
     }
 }
 
@@ -75,5 +67,12 @@ mod tests {
         let _x = NetworkLock::exclusive(dir.path(), "net").unwrap();
         let _y = NetworkLock::exclusive(dir.path(), "other").unwrap();
         assert!(NetworkLock::shared(dir.path(), "../x").is_err());
+        // a holder that never lets go: the wait ends at the runtime's deadline
+        let _held = NetworkLock::exclusive(dir.path(), "stuck").unwrap();
+        let start = std::time::Instant::now();
+        let _d = crate::deadline::scope(Some(start + Duration::from_millis(100)));
+        let e = NetworkLock::shared(dir.path(), "stuck").unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "waited {:?}", start.elapsed());
+        assert_eq!((e.kind(), e.to_string().as_str()), (io::ErrorKind::TimedOut, "lock not taken: the runtime's deadline passed"));
     }
 }

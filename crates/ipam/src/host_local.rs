@@ -174,7 +174,11 @@ pub fn parse_resolv_conf(path: &Path) -> Result<Dns, CniError> {
     Ok(dns)
 }
 
+/// I/O failures are code 5; a lock another process holds past the bound is "try again later".
 fn io_err(e: std::io::Error) -> CniError {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+        return CniError::new(cni_types::error::code::TRY_AGAIN_LATER, e.to_string());
+    }
     CniError::io(e.to_string())
 }
 

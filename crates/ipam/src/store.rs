@@ -26,7 +26,7 @@ const LINE_BREAK: &str = "\r\n";
 /// release removes them with the lease, having the same content).
 pub const INDEX_DIR: &str = ".rcni-by-id";
 
-use cni_runtime::fsutil::{same_file as same_inode, Unnamed};
+use cni_runtime::fsutil::{lock_bounded, same_file as same_inode, LockMode, Unnamed};
 
 /// What a lease file holds: `<containerID>\r\n<ifname>`.
 fn lease_content(id: &str, ifname: &str) -> String {
@@ -45,7 +45,8 @@ fn err(what: impl std::fmt::Display, e: io::Error) -> io::Error {
 }
 
 impl Store {
-    /// Opens (creating) `<data_dir>/<network>` and takes its lock.
+    /// Opens (creating) `<data_dir>/<network>` and takes its lock (waiting at most
+    /// [`cni_runtime::fsutil::LOCK_WAIT`], or to the runtime's deadline).
     pub fn open(data_dir: &Path, network: &str) -> io::Result<Store> {
         let dir = data_dir.join(network);
         std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir).map_err(|e| err(format!("creating {}", dir.display()), e))?;
@@ -58,7 +59,7 @@ impl Store {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| err(format!("opening {}", lock_path.display()), e))?;
-        lock.lock().map_err(|e| err(format!("locking {}", lock_path.display()), e))?;
+        lock_bounded(&lock, LockMode::Exclusive).map_err(|e| err(format!("locking {}", lock_path.display()), e))?;
         Ok(Store { dir, _lock: lock })
     }
 

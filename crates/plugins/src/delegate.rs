@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 /// In-process, a plugin sees exactly what it would as a process (the environment overlaid with
 /// the `CNI_*` variables, the config as stdin; its stdout becomes the result, its stderr is
 /// copied to ours) and saves a fork/exec of ~1.5 ms. The context's deadline and cancellation are
-/// checked before it starts; a running in-process plugin is not interrupted (rcni's plugins
-/// never wait on the network: their only waits are file locks and the kernel, bounded by
-/// `netkit::netlink::REPLY_TIMEOUT`). `RCNI_IN_PROCESS=0` in the environment turns the shortcut
+/// checked before it starts; a running in-process plugin is not interrupted, but its waits (the
+/// kernel's answers, file locks, the IPAM it delegates to) end at the context's deadline
+/// (`cni_runtime::deadline`), as they end at their own bounds (`netkit::netlink::REPLY_TIMEOUT`). `RCNI_IN_PROCESS=0` in the environment turns the shortcut
 /// off. In-process plugins share one nftables socket (`netkit::nft::shared`): a program that
 /// runs them calls `netkit::nft::release_shared()` before it exits, as rcni's binary does, or its
 /// exit waits for the kernel to finish deleting (and, if it lives on, the socket stays open).
@@ -56,6 +56,7 @@ impl Exec for SelfExec {
         let about = About::new(entry.name, entry.description, entry.versions);
         let getenv = |k: &str| env.iter().rev().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
         let (mut out, mut err) = (Vec::new(), Vec::new());
+        let _deadline = cni_runtime::deadline::scope(ctx.deadline_at());
         let code = cni_plugin::dispatch(entry.plugin, &about, &getenv, &mut &stdin[..], &mut out, &mut err);
         if !err.is_empty() {
             use std::io::Write;
@@ -86,6 +87,14 @@ fn env(verb: &str, args: &CmdArgs) -> Vec<(String, String)> {
     ]
 }
 
+/// The context of a delegation: the deadline of the runtime that runs this plugin in-process.
+fn ctx() -> Ctx {
+    match cni_runtime::deadline::current() {
+        Some(at) => Ctx::background().deadline(at),
+        None => Ctx::background(),
+    }
+}
+
 fn cni(e: cni_runtime::Error) -> CniError {
     e.cni().cloned().unwrap_or_else(|| CniError::internal(e.to_string()))
 }
@@ -93,12 +102,12 @@ fn cni(e: cni_runtime::Error) -> CniError {
 /// IPAM ADD with the caller's stdin.
 pub fn add(plugin: &str, args: &CmdArgs) -> Result<CniResult, CniError> {
     let path = locate(plugin, args)?;
-    invoke::exec_plugin_with_result(&SelfExec::default(), &Ctx::background(), &path, &args.stdin, &env("ADD", args)).map_err(cni)
+    invoke::exec_plugin_with_result(&SelfExec::default(), &ctx(), &path, &args.stdin, &env("ADD", args)).map_err(cni)
 }
 
 fn no_result(verb: &str, plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     let path = locate(plugin, args)?;
-    invoke::exec_plugin_without_result(&SelfExec::default(), &Ctx::background(), &path, &args.stdin, &env(verb, args)).map_err(cni)
+    invoke::exec_plugin_without_result(&SelfExec::default(), &ctx(), &path, &args.stdin, &env(verb, args)).map_err(cni)
 }
 
 /// IPAM DEL.

@@ -41,6 +41,8 @@ pub(crate) struct NlSocket<M> {
     seq: u32,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
+    /// The receive timeout set on the socket now.
+    recv_timeout: Duration,
     _messages: PhantomData<fn() -> M>,
 }
 
@@ -65,7 +67,14 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             let _ = sock.set_netlink_get_strict_chk(true);
         }
         set_recv_timeout(&sock, REPLY_TIMEOUT).map_err(|e| Error::io(&op, e))?;
-        Ok(NlSocket { sock, seq: 0, send_buf: Vec::with_capacity(4096), recv_buf: Vec::with_capacity(RECV_BUF), _messages: PhantomData })
+        Ok(NlSocket {
+            sock,
+            seq: 0,
+            send_buf: Vec::with_capacity(4096),
+            recv_buf: Vec::with_capacity(RECV_BUF),
+            recv_timeout: REPLY_TIMEOUT,
+            _messages: PhantomData,
+        })
     }
 
     /// The sequence number of the next message.
@@ -76,6 +85,10 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
 
     /// Sends `msgs` in one datagram (their sequence numbers as set).
     pub fn send(&mut self, msgs: &mut [NetlinkMessage<M>], op: &dyn Fn() -> String) -> Result<()> {
+        if cni_runtime::deadline::remaining(REPLY_TIMEOUT).is_none() {
+            return Err(deadline_passed(op()));
+        }
+        fault::at_request(op)?;
         self.send_buf.clear();
         for m in msgs.iter_mut() {
             m.finalize();
@@ -88,15 +101,25 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
     }
 
     /// Receives datagrams and hands each message to `f` until `f` says the exchange is complete;
-    /// fails once [`REPLY_TIMEOUT`] has passed without that.
+    /// fails once [`REPLY_TIMEOUT`] has passed without that, or the runtime's deadline
+    /// ([`cni_runtime::deadline`]).
     pub fn recv(&mut self, op: &dyn Fn() -> String, f: &mut dyn FnMut(NetlinkMessage<M>) -> Result<bool>) -> Result<()> {
         let deadline = Instant::now() + REPLY_TIMEOUT;
         loop {
+            // the runtime's deadline may come first: the socket waits no longer than what is left
+            let wait = cni_runtime::deadline::remaining(REPLY_TIMEOUT).ok_or_else(|| deadline_passed(op()))?;
+            if wait != self.recv_timeout {
+                set_recv_timeout(&self.sock, wait).map_err(|e| Error::io(op(), e))?;
+                self.recv_timeout = wait;
+            }
             self.recv_buf.clear();
             let n = match self.sock.recv(&mut self.recv_buf, 0) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if wait < REPLY_TIMEOUT {
+                        return Err(deadline_passed(op()));
+                    }
                     return Err(Error::msg(op(), format!("the kernel did not answer within {}s", REPLY_TIMEOUT.as_secs())));
                 }
                 Err(e) => return Err(Error::io(op(), e)),
@@ -180,6 +203,60 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
     }
 }
 
+/// Fault injection for the tests of failure paths: `RCNI_TEST_FAULT=N:error` (or `N:panic`,
+/// `N:kill`) in a process's environment makes its Nth netlink request (counting from 1, rtnetlink
+/// and nftables alike) fail before it is sent, panic, or SIGKILL the process. Read once; unset, it
+/// costs a load and a compare per request. The only such hook in rcni.
+pub mod fault {
+    use crate::error::{Error, Result};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::OnceLock;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind {
+        Error,
+        Panic,
+        Kill,
+    }
+
+    static PLAN: OnceLock<Option<(usize, Kind)>> = OnceLock::new();
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+    /// The plan `RCNI_TEST_FAULT` spells, if it spells one.
+    pub fn parse(v: &str) -> Option<(usize, Kind)> {
+        let (n, kind) = v.split_once(':')?;
+        let kind = match kind {
+            "error" => Kind::Error,
+            "panic" => Kind::Panic,
+            "kill" => Kind::Kill,
+            _ => return None,
+        };
+        Some((n.parse().ok().filter(|n| *n > 0)?, kind))
+    }
+
+    pub(super) fn at_request(op: &dyn Fn() -> String) -> Result<()> {
+        let Some((n, kind)) = *PLAN.get_or_init(|| std::env::var("RCNI_TEST_FAULT").ok().as_deref().and_then(parse)) else {
+            return Ok(());
+        };
+        if COUNT.fetch_add(1, Ordering::Relaxed) + 1 != n {
+            return Ok(());
+        }
+        match kind {
+            Kind::Error => Err(Error::msg(op(), "RCNI_TEST_FAULT: injected failure")),
+            Kind::Panic => panic!("RCNI_TEST_FAULT: injected panic at request {n} ({})", op()),
+            Kind::Kill => {
+                // SAFETY: raising a signal at ourselves.
+                unsafe { libc::raise(libc::SIGKILL) };
+                unreachable!("SIGKILL")
+            }
+        }
+    }
+}
+
+fn deadline_passed(op: String) -> Error {
+    Error::msg(op, "the runtime's deadline passed before the kernel answered")
+}
+
 /// `SO_RCVTIMEO`, so that no `recv` waits forever.
 fn set_recv_timeout(sock: &Socket, t: Duration) -> std::io::Result<()> {
     let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
@@ -216,6 +293,31 @@ pub(crate) fn kernel_error(op: String, errno: i32, payload: &[u8]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_plans() {
+        assert_eq!(fault::parse("3:error"), Some((3, fault::Kind::Error)));
+        assert_eq!(fault::parse("12:kill"), Some((12, fault::Kind::Kill)));
+        assert_eq!(fault::parse("1:panic"), Some((1, fault::Kind::Panic)));
+        for bad in ["", "0:error", "x:error", "3", "3:explode"] {
+            assert_eq!(fault::parse(bad), None, "{bad}");
+        }
+    }
+
+    /// A wait for an answer that never comes (nothing was sent) ends at the runtime's deadline,
+    /// not after REPLY_TIMEOUT. (A netlink socket that only receives changes nothing.)
+    #[test]
+    fn a_wait_ends_at_the_deadline() {
+        let mut s: NlSocket<netlink_packet_route::RouteNetlinkMessage> = NlSocket::open(netlink_sys::protocols::NETLINK_ROUTE, "netlink", true).unwrap();
+        let start = Instant::now();
+        let _d = cni_runtime::deadline::scope(Some(start + Duration::from_millis(200)));
+        let e = s.recv(&|| "waiting".into(), &mut |_| Ok(true)).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "waited {:?}", start.elapsed());
+        assert_eq!(e.to_string(), "waiting: the runtime's deadline passed before the kernel answered");
+        // once it has passed, nothing more is sent
+        let e = s.send(&mut [], &|| "sending".into()).unwrap_err();
+        assert!(e.to_string().contains("deadline passed"), "{e}");
+    }
 
     #[test]
     fn extended_ack_message_is_kept() {
