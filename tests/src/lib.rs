@@ -131,6 +131,8 @@ pub struct Call {
     pub ifname: String,
     pub args: String,
     pub path: String,
+    /// More environment for the plugin (e.g. `RCNI_TEST_FAULT`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Call {
@@ -142,7 +144,13 @@ impl Call {
             ifname: ifname.into(),
             args: String::new(),
             path: "/opt/cni/bin".into(),
+            env: Vec::new(),
         }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     pub fn netns(mut self, netns: &str) -> Self {
@@ -165,6 +173,7 @@ impl Call {
             .env("CNI_IFNAME", &self.ifname)
             .env("CNI_ARGS", &self.args)
             .env("CNI_PATH", &self.path)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

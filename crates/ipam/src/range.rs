@@ -24,6 +24,15 @@ fn parse_opt_ip(field: &str, s: &str) -> Result<Option<IpAddr>, String> {
     parse_ip(s).map(Some).ok_or_else(|| format!("invalid {field} {s:?}"))
 }
 
+/// "IPv4" or "IPv6".
+pub(crate) fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
 impl Range {
     /// Validates and fills in the defaults (Go's `Range.Canonicalize`).
     pub fn from_config(r: &IpRange) -> Result<Range, String> {
@@ -42,6 +51,9 @@ impl Range {
         let subnet = IpNet::new(network, subnet.prefix_len()).expect("valid prefix");
         let first = add(network, 1);
         let gateway = parse_opt_ip("gateway", &r.gateway)?.unwrap_or(first);
+        if !same_family(&gateway, &network) {
+            return Err(format!("gateway {gateway} is not an {} address, as subnet {subnet} is", family(&network)));
+        }
         let mut range = Range { subnet, range_start: first, range_end: last_addr(&subnet), gateway };
         if let Some(start) = parse_opt_ip("rangeStart", &r.range_start)? {
             if !range.contains(&start) {
@@ -148,6 +160,18 @@ mod tests {
         let x = Range::from_config(&r("10.1.2.0/24", "10.1.2.40", "10.1.2.50", "10.1.2.254")).unwrap();
         assert_eq!(x.to_string(), "10.1.2.40-10.1.2.50");
         assert!(x.contains(&"10.1.2.45".parse().unwrap()) && !x.contains(&"10.1.2.39".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_gateway_of_the_other_family_is_refused() {
+        assert_eq!(
+            Range::from_config(&r("fd40:9::/64", "", "", "10.240.9.1")).unwrap_err(),
+            "gateway 10.240.9.1 is not an IPv6 address, as subnet fd40:9::/64 is"
+        );
+        assert_eq!(
+            Range::from_config(&r("10.1.2.0/24", "", "", "fd00::1")).unwrap_err(),
+            "gateway fd00::1 is not an IPv4 address, as subnet 10.1.2.0/24 is"
+        );
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub fn setup_veth(
             }
             Err(e) => return Err(e),
         }
+        // the pair exists: a failure (or a panic) from here on removes it
+        let guard = NewVeth { host_name: &host_name };
         let h = host.link_by_name(&host_name)?;
         // no router advertisements, and no DAD delay for the host end's link-local address
         let _ = sysctl::write(&format!("net/ipv6/conf/{host_name}/accept_ra"), "0");
@@ -111,9 +113,26 @@ pub fn setup_veth(
         host.set_up(h.index, true)?;
         let c = cont.link_by_name(ifname)?;
         let h = host.link_by_index(h.index)?;
+        std::mem::forget(guard);
         return Ok(VethPair { host: h, container: c });
     }
     Err(Error::msg(format!("creating veth {ifname}"), "failed to find a unique veth name"))
+}
+
+/// A veth pair [`setup_veth`] made and has not handed over yet: removed when dropped (deleting
+/// one end deletes both).
+struct NewVeth<'a> {
+    host_name: &'a str,
+}
+
+impl Drop for NewVeth<'_> {
+    fn drop(&mut self) {
+        let name = self.host_name;
+        match Netlink::new().and_then(|mut nl| nl.link_by_name(name).and_then(|l| nl.del_link(l.index))) {
+            Err(e) if !e.is_not_found() => tracing::warn!("removing veth {name} after a failed setup: {e}"),
+            _ => {}
+        }
+    }
 }
 
 /// How an interface is configured.

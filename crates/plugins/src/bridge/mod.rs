@@ -183,8 +183,9 @@ fn owner(args: &CmdArgs, s: &Setup) -> Owner {
 }
 
 /// Creates the bridge if needed and brings it up; an existing non-bridge link of that name is an
-/// error. (An existing bridge is not reconfigured, as in the reference.)
-fn ensure_bridge(nl: &mut Netlink, s: &Setup) -> Result<Link, CniError> {
+/// error. (An existing bridge is not reconfigured, as in the reference.) A bridge this call
+/// creates is removed by `rb` should the ADD fail.
+fn ensure_bridge(nl: &mut Netlink, s: &Setup, rb: &mut Rollback) -> Result<Link, CniError> {
     let name = &s.c.bridge;
     let br = match nl.link_by_name(name) {
         Ok(l) => l,
@@ -193,7 +194,10 @@ fn ensure_bridge(nl: &mut Netlink, s: &Setup) -> Result<Link, CniError> {
             let mut spec = LinkSpec::new(name.clone(), LinkKind::Bridge { vlan_filtering });
             spec.mtu = s.mtu;
             match nl.add_link(&spec) {
-                Ok(()) => {}
+                Ok(()) => {
+                    let name = name.clone();
+                    rb.push("the bridge", move || remove_new_bridge(&name));
+                }
                 Err(e) if e.is_exists() => {} // created concurrently
                 Err(e) if e.is_not_supported() && vlan_filtering.is_some() => {
                     return Err(CniError::unsupported_field("vlan", format!("this kernel lacks bridge VLAN filtering (802.1Q): {e}")))
@@ -215,6 +219,25 @@ fn ensure_bridge(nl: &mut Netlink, s: &Setup) -> Result<Link, CniError> {
         nl.set_up(br.index, true)?;
     }
     Ok(br)
+}
+
+/// Undoes [`ensure_bridge`]'s creation: the bridge goes unless a port joined it meanwhile (an
+/// ADD of another container on the same network, which keeps using it).
+fn remove_new_bridge(name: &str) -> Result<(), CniError> {
+    let mut nl = Netlink::new()?;
+    let br = match nl.link_by_name(name) {
+        Ok(l) if l.kind.as_deref() == Some("bridge") => l,
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if nl.links()?.iter().any(|l| l.master == Some(br.index)) {
+        return Ok(());
+    }
+    match nl.del_link(br.index) {
+        Err(e) if !e.is_not_found() => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Puts the gateway address on the bridge (or its VLAN interface). A different address of the
@@ -293,7 +316,7 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
     if let Some(ipam_type) = &s.ipam {
         rb.push("the IPAM lease", || delegate::del(ipam_type, args));
     }
-    let br = ensure_bridge(&mut host, s)?;
+    let br = ensure_bridge(&mut host, s, &mut rb)?;
     let pair = setup_veth(&mut host, &mut cont, &cont_ns, &args.ifname, s.mtu, s.mac)?;
     let veth = pair.host.index;
     rb.push("the veth", move || Ok(Netlink::new()?.del_link(veth)?));
@@ -348,7 +371,9 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
             }
             if s.c.is_gw {
                 if let Some(gw) = gw {
-                    gws.push(IpNet::new(gw, addr.prefix_len()).expect("same family prefix"));
+                    let gw = IpNet::new(gw, addr.prefix_len())
+                        .map_err(|_| invalid(format!("IPAM gave gateway {gw} for address {addr}, of the other address family")))?;
+                    gws.push(gw);
                 }
             }
         }

@@ -29,10 +29,11 @@ pub fn open_container(netns: &str) -> Result<(NetNs, Netlink), CniError> {
 
 /// ADD refuses an `ifname` the container already has (the reference's text).
 pub fn ensure_ifname_free(cont: &mut Netlink, ifname: &str) -> Result<(), CniError> {
-    if cont.link_by_name(ifname).is_ok() {
-        return Err(CniError::internal(format!("container veth name ({ifname:?}) already exists")));
+    match cont.link_by_name(ifname) {
+        Ok(_) => Err(CniError::internal(format!("container veth name ({ifname:?}) already exists"))),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
 /// IPAM ADD through `CNI_PATH`, in the current version; a result without addresses is the
