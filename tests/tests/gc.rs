@@ -22,6 +22,10 @@ impl Env {
     fn new() -> Self {
         require_netsandbox();
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+        // these tests play attachments whose ADD is long done and forgotten: no grace period for
+        // ADDs in progress (cni_plugin::pending, tested on its own), for the plugins
+        // this process runs and the ones they run
+        std::env::set_var("RCNI_GC_GRACE", "0");
         Env { inst: Installed::new(), leases: tempfile::tempdir().unwrap(), tuning: tempfile::tempdir().unwrap() }
     }
 

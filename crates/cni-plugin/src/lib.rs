@@ -47,6 +47,12 @@ pub struct CmdArgs {
     pub netns_override: String,
     /// The config on stdin.
     pub stdin: Vec<u8>,
+    /// Where ADDs in progress are marked for GC ([`pending`]): `RCNI_PENDING_DIR`, else
+    /// [`pending::DIR`].
+    pub pending_dir: Option<PathBuf>,
+    /// How long an ADD in progress is protected from GC: `RCNI_GC_GRACE` (seconds), else
+    /// [`pending::DEFAULT_GRACE`].
+    pub gc_grace: Option<std::time::Duration>,
 }
 
 impl CmdArgs {
@@ -91,11 +97,22 @@ impl CmdArgs {
     }
 
     /// GC's valid attachments: `(containerID, ifname)` from `cni.dev/valid-attachments` (spec
-    /// 1.1) and `cni.dev/attachments` (its first spelling; libcni sends both), united. `None`
-    /// when the config has neither key: a GC without the list must remove nothing. A malformed
-    /// list is code 6.
+    /// 1.1) and `cni.dev/attachments` (its first spelling; libcni sends both), united, plus every
+    /// attachment of the network whose ADD began within the grace period ([`pending`]): the
+    /// runtime lists an attachment only once its whole chain is done. `None` when the config has
+    /// neither key: a GC without the list must remove nothing. A malformed list is code 6.
     pub fn valid_attachments(&self) -> Result<Option<Attachments>, CniError> {
-        valid_attachments(&self.stdin)
+        let Some(mut valid) = valid_attachments(&self.stdin)? else { return Ok(None) };
+        let name = self.net_conf().map(|c| c.name).unwrap_or_default();
+        if !name.is_empty() {
+            valid.extend(pending::recent(&self.pending_dir(), &name, self.gc_grace.unwrap_or(pending::DEFAULT_GRACE)));
+        }
+        Ok(Some(valid))
+    }
+
+    /// See [`CmdArgs::pending_dir`](struct.CmdArgs.html#structfield.pending_dir).
+    pub fn pending_dir(&self) -> PathBuf {
+        self.pending_dir.clone().unwrap_or_else(|| PathBuf::from(pending::DIR))
     }
 }
 
@@ -266,13 +283,22 @@ fn dispatch_inner(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mu
     }
     match args.command.as_str() {
         "ADD" => {
+            if let Some(name) = args.net_conf().ok().map(|c| c.name) {
+                pending::mark(&args.pending_dir(), &name, &args.container_id, &args.ifname);
+            }
             let result = plugin.add(&args).map_err(fail)?;
             let result = result.convert(&conf_version).map_err(|e| fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, e.to_string())))?;
             stdout.write_all(&result.to_json_pretty()).map_err(|e| fail(CniError::io(e.to_string())))?;
             Ok(())
         }
         "CHECK" => plugin.check(&args).map_err(fail),
-        "DEL" => plugin.del(&args).map_err(fail),
+        "DEL" => {
+            plugin.del(&args).map_err(fail)?;
+            if let Some(name) = args.net_conf().ok().map(|c| c.name) {
+                pending::clear(&args.pending_dir(), &name, &args.container_id, &args.ifname);
+            }
+            Ok(())
+        }
         "GC" => plugin.gc(&args).map_err(fail),
         "STATUS" => plugin.status(&args).map_err(fail),
         _ => unreachable!("commands filtered above"),
@@ -324,6 +350,8 @@ fn args_from_env(getenv: Getenv, stdin: &mut dyn Read) -> Result<CmdArgs, CniErr
         path: get("CNI_PATH"),
         netns_override: get("CNI_NETNS_OVERRIDE"),
         stdin: data,
+        pending_dir: getenv("RCNI_PENDING_DIR").filter(|d| !d.is_empty()).map(PathBuf::from),
+        gc_grace: getenv("RCNI_GC_GRACE").and_then(|v| pending::parse_grace(&v)),
     })
 }
 
@@ -362,3 +390,5 @@ fn check_netns(args: &CmdArgs) -> Result<(), CniError> {
 
 #[cfg(test)]
 mod tests;
+
+pub mod pending;

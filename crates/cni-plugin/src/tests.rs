@@ -30,8 +30,20 @@ fn about() -> About {
     About::new("recorder", "recorder test plugin", version::ALL)
 }
 
+/// The tests' marker directory for ADDs in progress (never the node's /run).
+fn pending_dir() -> String {
+    static D: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    D.get_or_init(|| tempfile::tempdir().unwrap()).path().to_string_lossy().into_owned()
+}
+
+fn env_map(env: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut m: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    m.entry("RCNI_PENDING_DIR".into()).or_insert_with(pending_dir);
+    m
+}
+
 fn call(p: &Recorder, about: &About, env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = env_map(env);
     let getenv = move |k: &str| env.get(k).cloned();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = dispatch(p, about, &getenv, &mut stdin.as_bytes(), &mut out, &mut err);
@@ -188,7 +200,7 @@ impl Plugin for Panicker {
 
 #[test]
 fn a_panic_becomes_an_internal_error() {
-    let env: HashMap<String, String> = add_env("ADD").iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = env_map(&add_env("ADD"));
     let getenv = move |k: &str| env.get(k).cloned();
     let mut out = Vec::new();
     let code = dispatch(&Panicker, &about(), &getenv, &mut &br#"{"cniVersion":"1.0.0","name":"n"}"#[..], &mut out, &mut Vec::new());
@@ -233,4 +245,31 @@ fn failures_are_collected() {
     let e = f.finish().unwrap_err();
     assert_eq!((e.code, e.msg.as_str()), (999, "b: x; c: y"));
     assert!(Failures::new().finish().is_ok());
+}
+
+/// An ADD in progress counts as valid for GC within the grace period, whatever the runtime's
+/// list says (issue 12, defect 2); its DEL ends that.
+#[test]
+fn an_add_in_progress_is_valid_for_gc_until_its_del() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let p = Recorder::default();
+    let conf = r#"{"cniVersion":"1.1.0","name":"pnet"}"#;
+    let mut env = add_env("ADD");
+    env.push(("RCNI_PENDING_DIR", d));
+    assert_eq!(call(&p, &about(), &env, conf).0, 0);
+    let gc = |d: &str| CmdArgs {
+        stdin: br#"{"cniVersion":"1.1.0","name":"pnet","cni.dev/valid-attachments":[{"containerID":"other","ifname":"eth0"}]}"#.to_vec(),
+        pending_dir: Some(d.into()),
+        ..Default::default()
+    };
+    let valid = gc(d).valid_attachments().unwrap().unwrap();
+    assert!(valid.contains(&("c1".to_string(), "eth0".to_string())), "{valid:?}");
+    assert!(valid.contains(&("other".to_string(), "eth0".to_string())));
+    let no_list = CmdArgs { stdin: br#"{"cniVersion":"1.1.0","name":"pnet"}"#.to_vec(), pending_dir: Some(d.into()), ..Default::default() };
+    assert_eq!(no_list.valid_attachments().unwrap(), None, "no list still means: remove nothing");
+    let mut del = add_env("DEL");
+    del.push(("RCNI_PENDING_DIR", d));
+    assert_eq!(call(&p, &about(), &del, conf).0, 0);
+    assert!(!gc(d).valid_attachments().unwrap().unwrap().contains(&("c1".to_string(), "eth0".to_string())));
 }

@@ -68,8 +68,14 @@ fn section(conf: &NetConf) -> Result<IpamSection, CniError> {
     IpamSection::deserialize(serde_json::Value::Object(ipam.rest.clone())).map_err(|e| invalid(format!("invalid ipam config: {e}")))
 }
 
-fn data_dir(s: &IpamSection) -> PathBuf {
-    PathBuf::from(s.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR))
+/// `dataDir`, or its default. A relative one would depend on the runtime's working directory (two
+/// runtimes would keep two stores of one network), so it is refused.
+fn data_dir(s: &IpamSection) -> Result<PathBuf, CniError> {
+    let d = PathBuf::from(s.data_dir.as_deref().filter(|d| !d.is_empty()).unwrap_or(DEFAULT_DATA_DIR));
+    if d.is_relative() {
+        return Err(invalid(format!("dataDir {:?} is not an absolute path", d.display().to_string())));
+    }
+    Ok(d)
 }
 
 /// Reads and validates host-local's configuration from the plugin's stdin and `CNI_ARGS`.
@@ -132,7 +138,7 @@ pub fn load_config(stdin: &[u8], cni_args: &str) -> Result<Config, CniError> {
         name: conf.name.clone(),
         cni_version: conf.cni_version.clone(),
         routes: s.routes.clone().unwrap_or_default(),
-        data_dir: data_dir(&s),
+        data_dir: data_dir(&s)?,
         resolv_conf: s.resolv_conf.as_ref().filter(|p| !p.is_empty()).map(PathBuf::from),
         ranges,
         requested,
@@ -140,14 +146,21 @@ pub fn load_config(stdin: &[u8], cni_args: &str) -> Result<Config, CniError> {
 }
 
 /// The network name and data directory, for a DEL whose configuration is otherwise broken: the
-/// addresses of a container can be released without knowing its ranges.
-pub fn store_location(stdin: &[u8]) -> Result<(String, PathBuf), CniError> {
+/// addresses of a container can be released without knowing its ranges. `None` when the
+/// `dataDir` is relative: no ADD used it, so there is nothing to release.
+pub fn store_location(stdin: &[u8]) -> Result<Option<(String, PathBuf)>, CniError> {
     let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
-    let dir = section(&conf).map(|s| data_dir(&s)).unwrap_or_else(|_| PathBuf::from(DEFAULT_DATA_DIR));
+    let dir = match section(&conf) {
+        Ok(s) => match data_dir(&s) {
+            Ok(d) => d,
+            Err(_) => return Ok(None),
+        },
+        Err(_) => PathBuf::from(DEFAULT_DATA_DIR),
+    };
     if conf.name.is_empty() {
         return Err(invalid("missing network name"));
     }
-    Ok((conf.name, dir))
+    Ok(Some((conf.name, dir)))
 }
 
 /// `resolv.conf` → DNS settings (`nameserver`, `domain`, `search`, `options`).
@@ -375,5 +388,15 @@ mod tests {
         assert!(status(&c).is_ok(), "GC released c1's lease");
         gc("other", d.path(), &valid).unwrap();
         assert!(!d.path().join("other").exists(), "GC of a network without a store creates none");
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_refused() {
+        let conf = br#"{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"leases","subnet":"10.9.0.0/24"}}"#;
+        let e = load_config(conf, "").unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (code::INVALID_NETWORK_CONFIG, r#"dataDir "leases" is not an absolute path"#));
+        assert_eq!(store_location(conf).unwrap(), None, "DEL: nothing can have been stored there");
+        let abs = br#"{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"/x/y","subnet":"10.9.0.0/24"}}"#;
+        assert_eq!(store_location(abs).unwrap(), Some(("n".into(), PathBuf::from("/x/y"))));
     }
 }

@@ -99,6 +99,20 @@ fn cni(e: cni_runtime::Error) -> CniError {
     e.cni().cloned().unwrap_or_else(|| CniError::internal(e.to_string()))
 }
 
+/// Checks the IPAM section ahead of an ADD, when `plugin` is rcni's own host-local or static (whose
+/// rules are known here): a plugin that must touch the kernel before it asks IPAM (bridge makes
+/// its bridge first) fails a bad range before changing anything. Other IPAMs check their own.
+pub fn validate_own_ipam(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    let Some(entry) = locate(plugin, args).ok().as_deref().and_then(builtin) else {
+        return Ok(());
+    };
+    match entry.name {
+        "host-local" => ipam::host_local::load_config(&args.stdin, &args.args).map(drop),
+        "static" => ipam::static_ipam::load_config(&args.stdin, &args.args).map(drop),
+        _ => Ok(()),
+    }
+}
+
 /// IPAM ADD with the caller's stdin.
 pub fn add(plugin: &str, args: &CmdArgs) -> Result<CniResult, CniError> {
     let path = locate(plugin, args)?;

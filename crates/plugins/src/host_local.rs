@@ -34,7 +34,10 @@ impl Plugin for HostLocal {
         // even when the ranges in the configuration are no longer valid.
         let (name, data_dir) = match load_config(&args.stdin, &args.args) {
             Ok(c) => (c.name, c.data_dir),
-            Err(_) => store_location(&args.stdin)?,
+            Err(_) => match store_location(&args.stdin)? {
+                Some(l) => l,
+                None => return Ok(()),
+            },
         };
         release(&name, &data_dir, &args.container_id, &args.ifname)
     }
@@ -43,7 +46,10 @@ impl Plugin for HostLocal {
         let Some(valid) = args.valid_attachments()? else { return Ok(()) };
         let (name, data_dir) = match load_config(&args.stdin, &args.args) {
             Ok(c) => (c.name, c.data_dir),
-            Err(_) => store_location(&args.stdin)?,
+            Err(_) => match store_location(&args.stdin)? {
+                Some(l) => l,
+                None => return Ok(()),
+            },
         };
         gc(&name, &data_dir, &valid)
     }

@@ -380,8 +380,8 @@ fn load(args: &CmdArgs, verb: Verb) -> Result<Plan, CniError> {
         Some(q) if (0..=i64::from(u32::MAX)).contains(&q) => Some(q as u32),
         Some(q) => return Err(invalid(format!("invalid txQLen {q}"))),
     };
+    let data_dir = data_dir(c.data_dir)?;
     let prev = args.prev_result(&c.net)?.ok_or_else(|| invalid("Required prevResult missing"))?;
-    let data_dir = data_dir(c.data_dir);
     Ok(Plan { network: c.net.name.clone(), data_dir, sysctls: resolved, mac, promisc, mtu, allmulti, txqlen, prev })
 }
 
@@ -394,9 +394,14 @@ struct GcConf {
     data_dir: Option<String>,
 }
 
-/// `dataDir`, or its default when absent or empty.
-fn data_dir(configured: Option<String>) -> PathBuf {
-    PathBuf::from(configured.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()))
+/// `dataDir`, or its default when absent or empty. A relative one would depend on the runtime's
+/// working directory, so ADD refuses it (and DEL and GC find nothing there).
+fn data_dir(configured: Option<String>) -> Result<PathBuf, CniError> {
+    let d = PathBuf::from(configured.filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.into()));
+    if d.is_relative() {
+        return Err(invalid(format!("dataDir {:?} is not an absolute path", d.display().to_string())));
+    }
+    Ok(d)
 }
 
 fn backup_file(data_dir: &Path, args: &CmdArgs) -> PathBuf {
@@ -588,7 +593,7 @@ impl Plugin for Tuning {
             data_dir: Option<String>,
         }
         let c: DelConf = args.conf()?;
-        let data_dir = data_dir(c.data_dir);
+        let Ok(data_dir) = data_dir(c.data_dir) else { return Ok(()) };
         let file = backup_file(&data_dir, args);
         let Ok(data) = std::fs::read(&file) else {
             // no backup; perhaps the temporary file of an ADD killed while writing it
@@ -608,7 +613,7 @@ impl Plugin for Tuning {
     fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: GcConf = args.conf()?;
         let Some(valid) = args.valid_attachments()? else { return Ok(()) };
-        let data_dir = data_dir(c.data_dir);
+        let Ok(data_dir) = data_dir(c.data_dir) else { return Ok(()) };
         let entries = match std::fs::read_dir(&data_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -717,6 +722,13 @@ mod tests {
         }
         assert_eq!(resolve("IFNAME/core/somaxconn", "..").unwrap_err().code, code::INVALID_NETWORK_CONFIG);
         assert_eq!(net_path("net/ipv4/../../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_refused() {
+        let e = load(&call(conf(serde_json::json!({"dataDir": "backups"})), ""), Verb::Add).err().expect("refused");
+        assert_eq!((e.code, e.msg.as_str()), (code::INVALID_NETWORK_CONFIG, r#"dataDir "backups" is not an absolute path"#));
+        assert!(load(&call(conf(serde_json::json!({"dataDir": "/run/x"})), ""), Verb::Add).is_ok());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!    configuration and arguments its cache recorded;
 //! 2. for lists of spec 1.1.0 and later, GC goes to every plugin with the live and left-alone
 //!    attachments as `cni.dev/valid-attachments` (libcni's `GCNetworkList`), so plugins also
-//!    reclaim objects no cache entry remembers.
+//!    reclaim objects no cache entry remembers — except those of attachments whose ADD began
+//!    within the grace period (`RCNI_GC_GRACE`, set from `--grace-period`; see
+//!    `cni_plugin::pending`), which no cache lists yet.
 //!
 //! Networks that only the cache still knows (removed from the directory; the loopback network
 //! of `rcni attach`) get step 1 with their cached configuration. The cache read is the default
@@ -33,7 +35,8 @@ use std::time::{Duration, SystemTime};
 pub struct GcArgsCli {
     #[command(flatten)]
     pub env: RuntimeEnv,
-    /// Attachments cached less than this many seconds ago are left alone
+    /// Attachments cached, or whose ADD began (in any runtime), less than this many seconds
+    /// ago are left alone
     #[arg(long, default_value_t = 60)]
     pub grace_period: u64,
     /// Only this network (repeatable); default: every network
@@ -175,6 +178,10 @@ pub fn gc(g: GcArgsCli) -> i32 {
 /// Collects every network (or those asked for); the exit code is 1 when anything could not be
 /// reclaimed (those errors are reported as they come, per network).
 fn run_gc(g: &GcArgsCli) -> Result<i32, String> {
+    // the plugins' protection of ADDs in progress (cni_plugin::pending) follows the same grace
+    // period; they read it from the environment, in-process and exec'd alike (this process has
+    // no other threads yet)
+    std::env::set_var("RCNI_GC_GRACE", g.grace_period.to_string());
     let lists = networks(g)?;
     let cni = g.env.cni()?;
     // networks only the cache knows (e.g. removed from the config directory, or the loopback

@@ -314,6 +314,7 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
     // the lease goes last (registered first): until it is released the addresses are this
     // attachment's, so the veth that holds them goes before
     if let Some(ipam_type) = &s.ipam {
+        delegate::validate_own_ipam(ipam_type, args)?;
         rb.push("the IPAM lease", || delegate::del(ipam_type, args));
     }
     let br = ensure_bridge(&mut host, s, &mut rb)?;
