@@ -426,3 +426,43 @@ fn tcp_transfers_are_shaped_in_both_directions() {
     let free = transfer(rx, tx, 4_000_000);
     assert!(free > 4.0 * ingress, "unshaped {free} bit/s");
 }
+
+/// Two interfaces of one container on one network both get egress shaping: the second finds the
+/// reference's IFB name taken by the first and uses its own. DEL of either removes only its own
+/// IFB, never the other's (which would black-hole that interface's egress).
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn two_interfaces_of_one_container_keep_their_own_ifb() {
+    let inst = Installed::new();
+    let c = Container::new("rcni-bw-two", "rcnibwtwoa", None);
+    let _ = run("ip", &["link", "del", "rcnibwtwob"]);
+    run_ok("ip", &["link", "add", "rcnibwtwob", "type", "veth", "peer", "name", "eth1", "netns", &c.ns.name]);
+    run_ok("ip", &["link", "set", "rcnibwtwob", "up"]);
+    let prev1 = json!({"cniVersion": "1.0.0",
+        "interfaces": [{"name": "rcnibwtwob", "mac": link(None, "rcnibwtwob").unwrap()["address"]},
+                       {"name": "eth1", "mac": link(Some(&c.ns.name), "eth1").unwrap()["address"], "sandbox": c.ns.path()}],
+        "ips": [{"address": "192.0.2.6/30", "interface": 1}]});
+    let limits = json!({"egressRate": 800000, "egressBurst": 80000});
+    let plugin = inst.path("bandwidth");
+    let call1 = |cmd: &'static str| {
+        let mut k = Call::new(cmd, "bwtwo", "eth1").netns(&c.ns.path());
+        k.path = inst.dir.path().to_string_lossy().into_owned();
+        k
+    };
+    let r0 = c.call("ADD", "bwtwo", &inst).ok(&plugin, &conf("bwtwo", limits.clone(), Some(&c.prev)));
+    let r1 = call1("ADD").ok(&plugin, &conf("bwtwo", limits.clone(), Some(&prev1)));
+    let primary = ifb("bwtwo", "bwtwo");
+    assert_eq!(r0["interfaces"][2]["name"], primary.as_str(), "the first keeps the reference's name");
+    let second = r1["interfaces"][2]["name"].as_str().unwrap().to_string();
+    assert!(second.starts_with("bwp") && second != primary && link(None, &second).is_some(), "{r1}");
+    call1("CHECK").ok(&plugin, &conf("bwtwo", limits.clone(), Some(&r1)));
+    c.call("CHECK", "bwtwo", &inst).ok(&plugin, &conf("bwtwo", limits.clone(), Some(&r0)));
+    call1("DEL").ok(&plugin, &conf("bwtwo", limits.clone(), Some(&r1)));
+    assert!(link(None, &second).is_none(), "eth1's IFB removed");
+    assert!(link(None, &primary).is_some(), "eth0's IFB kept");
+    call1("DEL").ok(&plugin, &conf("bwtwo", limits.clone(), None));
+    assert!(link(None, &primary).is_some(), "a second DEL of eth1, without prevResult, still keeps eth0's");
+    c.call("DEL", "bwtwo", &inst).ok(&plugin, &conf("bwtwo", limits, None));
+    assert!(link(None, &primary).is_none());
+    run_ok("ip", &["link", "del", "rcnibwtwob"]);
+}

@@ -143,6 +143,11 @@ fn ifname_flag_env_and_relative_paths() {
     let dels = t.fx.calls("noop").iter().filter(|c| c["command"] == "DEL").count();
     assert_eq!(dels, 3);
     assert_eq!(commands(&t.fx.calls("noop")).last().unwrap(), "GC");
+    // and then, with every cached attachment gone, the plugins hear "nothing is valid" (an empty
+    // list, not none: a GC without the list removes nothing)
+    let gc = t.fx.calls("noop").last().unwrap()["stdin"].clone();
+    assert_eq!(gc["cni.dev/valid-attachments"], json!([]), "{gc}");
+    assert_eq!(gc["cni.dev/attachments"], json!([]), "{gc}");
 }
 
 #[test]

@@ -51,12 +51,12 @@ pub fn remove_veth(host: &mut Netlink, host_end: Option<(&str, &str)>, netns: &s
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
     };
-    match NetNs::open(netns) {
-        Ok(ns) => {
+    match NetNs::open_if_present(netns)? {
+        Some(ns) => {
             let mut cont = Netlink::open_in(&ns)?;
             gone(cont.link_by_name(ifname).and_then(|l| cont.del_link(l.index)))
         }
-        Err(e) => gone(Err(e)),
+        None => Ok(()),
     }
 }
 

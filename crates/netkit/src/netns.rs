@@ -37,15 +37,36 @@ impl NetNs {
     /// `/run/netns`) or a procfs one (`/proc/<pid>/ns/net`). A missing path is reported as
     /// not-found, so DEL can treat it as already gone.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        match Self::open_inner(path.as_ref())? {
+            Ok(ns) => Ok(ns),
+            Err(not_ns) => Err(not_ns),
+        }
+    }
+
+    /// For teardown (DEL): the namespace at `path`, or `None` when it is gone — the path is
+    /// missing, or holds something that is not a namespace any more (the placeholder file an
+    /// unmounted `/run/netns` entry leaves).
+    pub fn open_if_present(path: impl AsRef<Path>) -> Result<Option<Self>> {
+        match Self::open_inner(path.as_ref()) {
+            Ok(Ok(ns)) => Ok(Some(ns)),
+            Ok(Err(_)) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The outer error: the path does not open; the inner one: it opens but is no namespace.
+    fn open_inner(path: &Path) -> Result<std::result::Result<Self, Error>> {
         let what = || format!("opening network namespace {}", path.display());
-        let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| Error::os(what(), e))?;
+        // O_NONBLOCK: a FIFO at the path must not wait for a writer (nsfs ignores the flag)
+        let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK, Mode::empty())
+            .map_err(|e| Error::os(what(), e))?;
         let st = nix::sys::statfs::fstatfs(&fd).map_err(|e| Error::os(what(), e))?;
         let magic = st.filesystem_type().0 as i64;
         if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
-            return Err(Error::msg(what(), format!("unknown FS magic on {}: {magic:x} (not a network namespace)", path.display())));
+            return Ok(Err(Error::msg(what(), format!("unknown FS magic on {}: {magic:x} (not a network namespace)", path.display()))));
         }
-        Ok(NetNs { fd, path: path.to_path_buf() })
+        Ok(Ok(NetNs { fd, path: path.to_path_buf() }))
     }
 
     /// The calling thread's current namespace.

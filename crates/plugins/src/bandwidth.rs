@@ -16,7 +16,11 @@
 //! The tbf numbers are the reference's, computed the same way: rate/8 bytes per second; buffer =
 //! the time to send burst/8 bytes at that rate, in psched ticks; limit = 25 ms at the rate plus
 //! burst/8 bytes. The result is prevResult plus the IFB interface. A failing ADD removes what it
-//! made. DEL: deletes the IFB (gone is fine); the veth's qdiscs vanish with the veth.
+//! made. When another interface of the same container and network holds that IFB name (its alias
+//! names another owner), the IFB is `bwp` + SHA-512(network + container ID + `/` + ifname) instead.
+//! DEL: deletes the attachment's IFB — the one whose alias is its owner comment, or the
+//! reference-named one without an rcni alias (the reference's own) — never another owner's (gone
+//! is fine); the veth's qdiscs vanish with the veth.
 //! CHECK: the tbf parameters on the host veth and the IFB.
 //! GC: deletes the IFB devices whose alias is an owner comment of this network for an attachment
 //! not in `cni.dev/valid-attachments` (nothing without the key); IFBs without such an alias
@@ -50,9 +54,35 @@ struct Conf {
     limits: Option<Limits>,
 }
 
-/// The IFB device that carries an attachment's egress traffic.
+/// The IFB device that carries an attachment's egress traffic (the reference's name).
 pub fn ifb_name(network: &str, container_id: &str) -> String {
     hashed_name(IFB_PREFIX, &format!("{network}{container_id}"), IFB_NAME_LEN)
+}
+
+/// The IFB of a second interface of the container on the network, whose reference name the first
+/// one holds.
+fn ifb_name_of_interface(network: &str, container_id: &str, ifname: &str) -> String {
+    hashed_name(IFB_PREFIX, &format!("{network}{container_id}/{ifname}"), IFB_NAME_LEN)
+}
+
+/// Whether an IFB's alias names an owner other than `owner` (then it is another attachment's).
+fn held_by_other(l: &Link, owner: &Owner) -> bool {
+    l.alias.as_deref().and_then(netkit::owner::parse_comment).is_some() && !owner.owns(l.alias.as_deref())
+}
+
+/// The attachment's IFB, if it has one: of its two possible names, the link that is an IFB and not
+/// another owner's.
+fn own_ifb(host: &mut Netlink, network: &str, container_id: &str, ifname: &str) -> Result<Option<Link>, CniError> {
+    let owner = Owner::new(network, container_id, ifname);
+    for name in [ifb_name(network, container_id), ifb_name_of_interface(network, container_id, ifname)] {
+        match host.link_by_name(&name) {
+            Ok(l) if l.kind.as_deref() == Some("ifb") && !held_by_other(&l, &owner) => return Ok(Some(l)),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
 }
 
 fn load(args: &CmdArgs) -> Result<Conf, CniError> {
@@ -154,16 +184,26 @@ fn shape(args: &CmdArgs, c: &Conf, limits: &Limits, mut result: Result100) -> Re
         rb.push("the ingress bucket", move || Ok(Netlink::new()?.del_qdisc(v, tc_handle(1, 0), TC_H_ROOT)?));
     }
     if limits.egress_rate > 0 && limits.egress_burst > 0 {
-        let name = ifb_name(&c.net.name, &args.container_id);
-        let mut spec = LinkSpec::new(&name, LinkKind::Ifb);
-        spec.mtu = Some(veth.mtu);
-        spec.txqlen = Some(0);
-        spec.up = true;
-        host.add_link(&spec).map_err(failed("adding link"))?;
+        let owner = Owner::new(&c.net.name, &args.container_id, &args.ifname);
+        let mut name = ifb_name(&c.net.name, &args.container_id);
+        let spec = |name: &str| {
+            let mut spec = LinkSpec::new(name, LinkKind::Ifb);
+            spec.mtu = Some(veth.mtu);
+            spec.txqlen = Some(0);
+            spec.up = true;
+            spec
+        };
+        match host.add_link(&spec(&name)) {
+            Err(e) if e.is_exists() && host.link_by_name(&name).is_ok_and(|l| held_by_other(&l, &owner)) => {
+                // another interface of this container on this network has the reference's name
+                name = ifb_name_of_interface(&c.net.name, &args.container_id, &args.ifname);
+                host.add_link(&spec(&name)).map_err(failed("adding link"))?;
+            }
+            r => r.map_err(failed("adding link"))?,
+        }
         let ifb = host.link_by_name(&name).map_err(failed("get ifb device"))?;
         let i = ifb.index;
         rb.push("the IFB device", move || Ok(Netlink::new()?.del_link(i)?));
-        let owner = Owner::new(&c.net.name, &args.container_id, &args.ifname);
         host.set_alias(i, &owner.comment())?;
         // the bucket first, so no packet reaches the IFB unshaped
         let t = tbf(limits.egress_rate, limits.egress_burst, ticks);
@@ -216,18 +256,12 @@ impl Plugin for Bandwidth {
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c = load(args)?;
-        let name = ifb_name(&c.net.name, &args.container_id);
         let mut host = Netlink::new()?;
-        match host.link_by_name(&name) {
-            Ok(l) if l.kind.as_deref() == Some("ifb") => match host.del_link(l.index) {
-                Ok(()) => Ok(()),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            // a link of that name that is no IFB was not made here
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
+        // (a link of either name that is no IFB, or another owner's, was not made here)
+        let Some(l) = own_ifb(&mut host, &c.net.name, &args.container_id, &args.ifname)? else { return Ok(()) };
+        match host.del_link(l.index) {
+            Err(e) if !e.is_not_found() => Err(e.into()),
+            _ => Ok(()),
         }
     }
 
@@ -257,8 +291,8 @@ impl Plugin for Bandwidth {
             check_tbf(&mut host, veth.index, &tbf(limits.ingress_rate, limits.ingress_burst, ticks))?;
         }
         if limits.egress_rate > 0 && limits.egress_burst > 0 {
-            let name = ifb_name(&c.net.name, &args.container_id);
-            let ifb = host.link_by_name(&name).map_err(|e| CniError::internal(format!("get ifb device: {e}")))?;
+            let ifb = own_ifb(&mut host, &c.net.name, &args.container_id, &args.ifname)?
+                .ok_or_else(|| CniError::internal(format!("get ifb device: {} not found", ifb_name(&c.net.name, &args.container_id))))?;
             check_tbf(&mut host, ifb.index, &tbf(limits.egress_rate, limits.egress_burst, ticks))?;
         }
         Ok(())

@@ -60,8 +60,11 @@ impl Plugin for Loopback {
         if args.netns.is_empty() {
             return Ok(());
         }
-        match open_lo(&args.netns) {
-            Ok((mut nl, lo)) => Ok(nl.set_up(lo, false)?),
+        // a namespace that is gone has no loopback to take down
+        let Some(ns) = NetNs::open_if_present(&args.netns)? else { return Ok(()) };
+        let mut nl = Netlink::open_in(&ns)?;
+        match nl.link_by_name("lo") {
+            Ok(lo) => Ok(nl.set_up(lo.index, false)?),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -125,9 +125,11 @@ impl Plugin for Ptp {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let s = load(args)?;
+        // only what DEL needs is read: a value an ADD was refused for must not block it
+        let c: Conf = args.conf()?;
+        let o = Owner::new(&c.net.name, &args.container_id, &args.ifname);
         // the result's interfaces: host veth (0), container veth
-        veth::del(args, &s.c.net, &owner(args, &s), 0, Some(&s.ipam), |_| Ok(false))
+        veth::del(args, &c.net, &o, 0, common::ipam_type(&c.net).as_deref(), c.masq.ip_masq, |_| Ok(false))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -137,7 +137,10 @@ fn run(inv: &Invocation) -> Result<(), String> {
         }),
         "check" => cni.check_network_list(&ctx, &list, &rt),
         "del" => cni.del_network_list(&ctx, &list, &rt),
-        "gc" => cni.gc_network_list(&ctx, &list, None),
+        // Go's cnitool passes no valid list, which libcni turns into "DEL every cached attachment"
+        // and a GC without the key — which rcni's plugins rightly read as "remove nothing". After
+        // the DELs nothing is valid: say so, so that the plugins reclaim what no cache remembers
+        "gc" => cni.gc_network_list(&ctx, &list, Some(&cni_runtime::GcArgs { valid_attachments: Vec::new() })),
         "status" => cni.get_status_network_list(&ctx, &list),
         _ => unreachable!("command checked"),
     };

@@ -43,6 +43,7 @@ pub(crate) struct NlSocket<M> {
     recv_buf: Vec<u8>,
     /// The receive timeout set on the socket now.
     recv_timeout: Duration,
+    protocol: isize,
     _messages: PhantomData<fn() -> M>,
 }
 
@@ -73,6 +74,7 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             send_buf: Vec::with_capacity(4096),
             recv_buf: Vec::with_capacity(RECV_BUF),
             recv_timeout: REPLY_TIMEOUT,
+            protocol,
             _messages: PhantomData,
         })
     }
@@ -88,7 +90,7 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
         if cni_runtime::deadline::remaining(REPLY_TIMEOUT).is_none() {
             return Err(deadline_passed(op()));
         }
-        fault::at_request(op)?;
+        fault::at_request(self.protocol, op)?;
         self.send_buf.clear();
         for m in msgs.iter_mut() {
             m.finalize();
@@ -205,8 +207,9 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
 
 /// Fault injection for the tests of failure paths: `RCNI_TEST_FAULT=N:error` (or `N:panic`,
 /// `N:kill`) in a process's environment makes its Nth netlink request (counting from 1, rtnetlink
-/// and nftables alike) fail before it is sent, panic, or SIGKILL the process. Read once; unset, it
-/// costs a load and a compare per request. The only such hook in rcni.
+/// and nftables alike; `nft:N:…` or `rt:N:…` counts only that protocol's) fail before it is sent,
+/// panic, or SIGKILL the process. Read once; unset, it costs a load and a compare per request.
+/// The only such hook in rcni.
 pub mod fault {
     use crate::error::{Error, Result};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -219,11 +222,24 @@ pub mod fault {
         Kill,
     }
 
-    static PLAN: OnceLock<Option<(usize, Kind)>> = OnceLock::new();
+    /// Which requests count.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Only {
+        Any,
+        Route,
+        Nftables,
+    }
+
+    static PLAN: OnceLock<Option<(Only, usize, Kind)>> = OnceLock::new();
     static COUNT: AtomicUsize = AtomicUsize::new(0);
 
     /// The plan `RCNI_TEST_FAULT` spells, if it spells one.
-    pub fn parse(v: &str) -> Option<(usize, Kind)> {
+    pub fn parse(v: &str) -> Option<(Only, usize, Kind)> {
+        let (only, v) = match v.split_once(':') {
+            Some(("nft", rest)) => (Only::Nftables, rest),
+            Some(("rt", rest)) => (Only::Route, rest),
+            _ => (Only::Any, v),
+        };
         let (n, kind) = v.split_once(':')?;
         let kind = match kind {
             "error" => Kind::Error,
@@ -231,14 +247,19 @@ pub mod fault {
             "kill" => Kind::Kill,
             _ => return None,
         };
-        Some((n.parse().ok().filter(|n| *n > 0)?, kind))
+        Some((only, n.parse().ok().filter(|n| *n > 0)?, kind))
     }
 
-    pub(super) fn at_request(op: &dyn Fn() -> String) -> Result<()> {
-        let Some((n, kind)) = *PLAN.get_or_init(|| std::env::var("RCNI_TEST_FAULT").ok().as_deref().and_then(parse)) else {
+    pub(super) fn at_request(protocol: isize, op: &dyn Fn() -> String) -> Result<()> {
+        let Some((only, n, kind)) = *PLAN.get_or_init(|| std::env::var("RCNI_TEST_FAULT").ok().as_deref().and_then(parse)) else {
             return Ok(());
         };
-        if COUNT.fetch_add(1, Ordering::Relaxed) + 1 != n {
+        let counts = match only {
+            Only::Any => true,
+            Only::Route => protocol == netlink_sys::protocols::NETLINK_ROUTE,
+            Only::Nftables => protocol == netlink_sys::protocols::NETLINK_NETFILTER,
+        };
+        if !counts || COUNT.fetch_add(1, Ordering::Relaxed) + 1 != n {
             return Ok(());
         }
         match kind {
@@ -296,10 +317,12 @@ mod tests {
 
     #[test]
     fn fault_plans() {
-        assert_eq!(fault::parse("3:error"), Some((3, fault::Kind::Error)));
-        assert_eq!(fault::parse("12:kill"), Some((12, fault::Kind::Kill)));
-        assert_eq!(fault::parse("1:panic"), Some((1, fault::Kind::Panic)));
-        for bad in ["", "0:error", "x:error", "3", "3:explode"] {
+        use fault::{Kind, Only};
+        assert_eq!(fault::parse("3:error"), Some((Only::Any, 3, Kind::Error)));
+        assert_eq!(fault::parse("12:kill"), Some((Only::Any, 12, Kind::Kill)));
+        assert_eq!(fault::parse("nft:1:panic"), Some((Only::Nftables, 1, Kind::Panic)));
+        assert_eq!(fault::parse("rt:2:error"), Some((Only::Route, 2, Kind::Error)));
+        for bad in ["", "0:error", "x:error", "3", "3:explode", "nft:3", "ip:1:error"] {
             assert_eq!(fault::parse(bad), None, "{bad}");
         }
     }

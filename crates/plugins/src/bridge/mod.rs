@@ -449,10 +449,13 @@ impl Plugin for Bridge {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let s = load(args)?;
-        let o = owner(args, &s);
+        // only what DEL needs is read: a value an ADD was refused for (a bad MAC, VLAN, MTU)
+        // must not block it
+        let c: Conf = args.conf()?;
+        let o = Owner::new(&c.net.name, &args.container_id, &args.ifname);
+        let ipam = common::ipam_type(&c.net);
         // the result's interfaces: bridge, host veth (1), container veth
-        veth::del(args, &s.c.net, &o, 1, s.ipam.as_deref(), |nft| spoofchk::teardown(nft, &o))
+        veth::del(args, &c.net, &o, 1, ipam.as_deref(), c.masq.ip_masq || c.macspoofchk, |nft| spoofchk::teardown(nft, &o))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

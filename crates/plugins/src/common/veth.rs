@@ -27,8 +27,8 @@ pub fn masquerade(rb: &mut Rollback, owner: &Owner, addrs: &[IpNet]) -> Result<(
     Ok(())
 }
 
-/// DEL: first the attachment's nftables objects — its masquerade and what `more` removes
-/// (bridge's spoof check) — found by owner while the addresses are still the attachment's
+/// DEL: first (when `uses_nft`: the config has masquerade or a spoof check) the attachment's
+/// nftables objects — its masquerade and what `more` removes (bridge's spoof check) — found by owner while the addresses are still the attachment's
 /// (prevResult's addresses only make the lookups direct); then the veth, through its host end
 /// when prevResult names it (`host_end`: the host end's index among prevResult's interfaces; no
 /// namespace switch), else by `ifname` inside the namespace; then the IPAM lease. Anything
@@ -39,11 +39,14 @@ pub fn del(
     owner: &Owner,
     host_end: usize,
     ipam: Option<&str>,
+    uses_nft: bool,
     more: impl FnOnce(&mut dyn Client) -> netkit::Result<bool>,
 ) -> Result<(), CniError> {
     let prev = args.prev_result_hint(net);
     let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
-    {
+    // without masquerade or spoof check nothing of this attachment is in nftables: no request
+    // (a config changed since its ADD leaves elements to GC)
+    if uses_nft {
         let mut nft = nft::shared()?;
         masq::teardown(&mut nft, owner, &hint)?;
         more(&mut nft)?;

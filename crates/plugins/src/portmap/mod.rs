@@ -255,7 +255,15 @@ impl Plugin for Portmap {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let c: Conf = args.conf()?;
+        // the port mappings are only a hint for DEL (it finds the attachment's objects by owner):
+        // mappings that do not decode (a hostPort of 70000, no containerPort) are dropped
+        let c: Conf = args.conf().or_else(|e| {
+            let mut v: serde_json::Value = serde_json::from_slice(&args.stdin).map_err(|_| e.clone())?;
+            if let Some(rc) = v.get_mut("runtimeConfig").and_then(|r| r.as_object_mut()) {
+                rc.remove("portMappings");
+            }
+            serde_json::from_value(v).map_err(|_| e)
+        })?;
         // a config that has become invalid must not block DEL: fall back to the defaults
         let s = settings(&c).unwrap_or_default();
         let prev = args.prev_result_hint(&c.net);
@@ -263,7 +271,11 @@ impl Plugin for Portmap {
         let hint = mappings(&c.net.runtime_config.port_mappings, v4.map(|n| n.addr()), v6.map(|n| n.addr())).unwrap_or_default();
         let mut nft = nft::shared()?;
         layout::teardown(&mut nft, &owner(args, &c), &s, &hint)?;
-        flush_udp(&mut nft, &hint)?;
+        // the mappings are gone; stale UDP conntrack entries only delay the port's next user (the
+        // reference, too, only logs this)
+        if let Err(e) = flush_udp(&mut nft, &hint) {
+            eprintln!("portmap: flushing the UDP conntrack entries of the removed mappings: {}", e.msg);
+        }
         Ok(())
     }
 
