@@ -393,3 +393,31 @@ fn a_batch_refused_as_a_whole_fails_at_once() {
     assert!(text.contains("Operation not permitted"), "the kernel's EPERM, named: {text}");
     assert!(took < std::time::Duration::from_secs(5), "answered after {took:?}: {text}");
 }
+
+/// One batch adds, then deletes, 5000 commented elements: more than one netlink attribute (a u16
+/// length) and one default socket buffer hold; the client splits the element lists and sizes
+/// its send buffer, and the batch stays one transaction.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn a_batch_of_thousands_of_elements_goes_through() {
+    require_netsandbox();
+    let t = "rcni_t_many";
+    let mut nft = Nft::new().unwrap();
+    let els: Vec<Element> = (0..5000u32)
+        .map(|i| Element::addr(std::net::Ipv4Addr::from(0x0a64_0000 + i).into()).with_comment(&format!("rcni:{i:016x} net=many id=c{i} if=eth0")))
+        .collect();
+    let mut b = Batch::new();
+    b.add_table(Family::Inet, t).add_set(Family::Inet, t, &SetSpec::addrs("s", false)).add_elements(Family::Inet, t, "s", &els);
+    nft.commit(&b).unwrap();
+    assert_eq!(nft.elements(Family::Inet, t, "s").unwrap().len(), 5000);
+    let mut d = Batch::new();
+    d.delete_elements(Family::Inet, t, "s", &els);
+    nft.commit(&d).unwrap();
+    assert!(nft.elements(Family::Inet, t, "s").unwrap().is_empty());
+    // and a refused element fails all of it: nothing of a big batch is half done
+    let mut bad = Batch::new();
+    bad.add_elements(Family::Inet, t, "s", &els[..3000]).delete_elements(Family::Inet, t, "s", &els[4000..4001]);
+    assert!(nft.commit(&bad).unwrap_err().is_not_found());
+    assert!(nft.elements(Family::Inet, t, "s").unwrap().is_empty());
+    run_ok("nft", &["delete", "table", "inet", t]);
+}

@@ -113,7 +113,16 @@ impl Cache {
                 gojson::quote(ifname)
             )));
         }
-        Ok(self.results_dir().join(format!("{net}-{container_id}-{ifname}")))
+        // the three make one file name: none may reach outside the directory, and together
+        // they must fit in one (DEL and CHECK get them from the runtime unvalidated)
+        if let Some(bad) = [net, container_id, ifname].into_iter().find(|p| p.contains(['/', '\0'])) {
+            return Err(Error::msg(format!("cache file path: {} contains '/' or NUL", gojson::quote(bad))));
+        }
+        let name = format!("{net}-{container_id}-{ifname}");
+        if name.len() > 255 {
+            return Err(Error::msg(format!("cache file name {}… is longer than 255 bytes", &name[..name.floor_char_boundary(40)])));
+        }
+        Ok(self.results_dir().join(name))
     }
 
     /// The bytes Go's libcni would write for this entry.
@@ -282,6 +291,16 @@ mod tests {
 
     /// The file Debian's cnitool (libcni 1.1.2) wrote, from the interop baseline, minus its
     /// `dns:{}` (libcni ≥ 1.2 drops an empty dns from 1.x results) plus `netns` (libcni ≥ 1.2).
+    #[test]
+    fn file_names_stay_inside_the_directory() {
+        let c = Cache::new("/var/lib/cni");
+        assert_eq!(c.file_path("n", "c1", "eth0").unwrap(), Path::new("/var/lib/cni/results/n-c1-eth0"));
+        for (net, id, ifname) in [("../x", "c", "e"), ("n", "a/b", "e"), ("n", "c", "e/.."), ("n", "c\0", "e")] {
+            assert!(c.file_path(net, id, ifname).is_err(), "{net} {id} {ifname}");
+        }
+        assert!(c.file_path("n", &"c".repeat(250), "eth0").unwrap_err().to_string().contains("longer than 255 bytes"));
+    }
+
     #[test]
     fn byte_layout_matches_go() {
         let config = b"{\n  \"cniVersion\": \"1.0.0\",\n  \"name\": \"cnitest\"\n}\n";

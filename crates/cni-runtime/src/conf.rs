@@ -66,6 +66,8 @@ pub fn plugin_confs_from_dir(dir: &Path, network: &str) -> Result<Vec<PluginConf
 pub fn conf_list_from_file(path: &Path) -> Result<NetworkConfigList> {
     let mut list = NetworkConfigList::from_bytes(&read(path)?)?;
     if !list.load_only_inlined_plugins {
+        // the name becomes a directory: `../x` must not send the loader out of the config dir
+        cni_types::validate::network_name(&list.name).map_err(|e| Error::from(e).context(format!("{}", path.display())))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         list.plugins.extend(plugin_confs_from_dir(dir, &list.name)?);
     }
@@ -261,6 +263,18 @@ mod tests {
 
     fn write(dir: &Path, name: &str, body: &str) {
         std::fs::write(dir.join(name), body).unwrap();
+    }
+
+    #[test]
+    fn a_list_name_is_no_path() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("net.d");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(d.path().join("x")).unwrap();
+        write(&d.path().join("x"), "1.conf", r#"{"type":"outside"}"#);
+        write(&dir, "10.conflist", r#"{"cniVersion":"1.0.0","name":"../x","plugins":[{"type":"a"}]}"#);
+        let e = conf_list_from_file(&dir.join("10.conflist")).unwrap_err();
+        assert!(e.to_string().contains("invalid characters found in network name"), "{e}");
     }
 
     #[test]

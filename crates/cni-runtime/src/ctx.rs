@@ -77,9 +77,9 @@ impl Ctx {
         Ctx::default()
     }
 
-    /// Ends `timeout` from now.
+    /// Ends `timeout` from now (a timeout beyond what the clock can count is none).
     pub fn with_timeout(timeout: Duration) -> Self {
-        Ctx { deadline: Some(Instant::now() + timeout), cancel: None }
+        Ctx { deadline: Instant::now().checked_add(timeout), cancel: None }
     }
 
     /// This context, also ending when `token` is cancelled.
@@ -149,6 +149,13 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_too_large_for_the_clock_is_none() {
+        let ctx = Ctx::with_timeout(Duration::from_secs(u64::MAX));
+        assert_eq!(ctx.remaining(), None);
+        assert!(ctx.done().is_none());
+    }
 
     #[test]
     fn deadline_and_cancel() {

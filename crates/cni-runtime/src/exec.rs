@@ -185,7 +185,18 @@ fn kill(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// Runs the child to its end; on any failure of ours (a pipe or poll error) it is killed and
+/// reaped, never left running or a zombie.
 fn run_child(ctx: &Ctx, mut child: Child, input: &[u8]) -> io::Result<ChildOutput> {
+    let r = drive_child(ctx, &mut child, input);
+    if r.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    r
+}
+
+fn drive_child(ctx: &Ctx, child: &mut Child, input: &[u8]) -> io::Result<ChildOutput> {
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -246,7 +257,6 @@ fn run_child(ctx: &Ctx, mut child: Child, input: &[u8]) -> io::Result<ChildOutpu
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                kill(&mut child);
                 return Err(e);
             }
             let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
@@ -264,7 +274,7 @@ fn run_child(ctx: &Ctx, mut child: Child, input: &[u8]) -> io::Result<ChildOutpu
             if ready(1) && !read_available(stdout.as_mut().expect("polled stdout"), &mut out, MAX_OUTPUT, &mut overflow)? {
                 stdout = None;
                 if overflow && killed.is_none() {
-                    kill(&mut child);
+                    kill(child);
                 }
             }
             if ready(2) && !read_available(stderr.as_mut().expect("polled stderr"), &mut err, MAX_OUTPUT, &mut false)? {
@@ -275,7 +285,7 @@ fn run_child(ctx: &Ctx, mut child: Child, input: &[u8]) -> io::Result<ChildOutpu
             }
             if killed.is_none() {
                 if let Some(why) = ctx.done() {
-                    kill(&mut child);
+                    kill(child);
                     killed = Some(why);
                 }
             }

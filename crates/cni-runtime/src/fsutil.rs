@@ -28,6 +28,18 @@ use std::time::Duration;
 /// Where [`write_atomic`] links `path` before the rename.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // a name near NAME_MAX (255) would not take the five more bytes: its start (which keeps the
+    // prefix readers look for) and a hash of the whole name stand for it
+    if name.len() + 5 > 255 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let mut cut = 200;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return path.with_file_name(format!(".{}-{:016x}.tmp", &name[..cut], h.finish()));
+    }
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -331,6 +343,22 @@ pub(crate) mod test_util {
 mod tests {
     use super::*;
     use test_util::{entries, mode};
+
+    #[test]
+    fn a_name_near_the_limit_has_a_temporary_file_that_fits() {
+        let d = tempfile::tempdir().unwrap();
+        for len in [250, 255] {
+            let p = d.path().join(format!("net-{}", "c".repeat(len - 4)));
+            let t = temp_path(&p);
+            let n = t.file_name().unwrap().len();
+            assert!(n <= 255 && t.file_name().unwrap().to_string_lossy().starts_with(".net-c"), "{n}");
+            write_atomic(&p, b"x").unwrap();
+            assert_eq!(std::fs::read(&p).unwrap(), b"x");
+        }
+        let a = temp_path(&d.path().join(format!("{}a", "c".repeat(254))));
+        let b = temp_path(&d.path().join(format!("{}b", "c".repeat(254))));
+        assert_ne!(a, b, "names that differ only past the cut differ in the hash");
+    }
 
     #[test]
     fn replaces_and_cleans_up_after_a_crash() {

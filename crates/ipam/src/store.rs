@@ -13,13 +13,15 @@
 //! writes into the new file directly).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+/// An empty lease older than this is a crash's leftover that GC reclaims.
+pub const EMPTY_LEASE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 const LINE_BREAK: &str = "\r\n";
 /// rcni's index of leases by attachment: `<attachment hash>-<ip>`, a hard link to the lease
 /// (Go's plugin walks into it and ignores the entries, whose names are no addresses; its
@@ -57,6 +59,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(|e| err(format!("opening {}", lock_path.display()), e))?;
         lock_bounded(&lock, LockMode::Exclusive).map_err(|e| err(format!("locking {}", lock_path.display()), e))?;
@@ -98,21 +101,22 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(err(format!("reserving {}", path.display()), e)),
         }
+        // written whole and renamed over the old one: a symlink planted there is replaced, not
+        // followed
         let last = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&last)
+        let fallback = self.dir.join(format!(".{LAST_IP_PREFIX}{range_id}.{}.tmp", std::process::id()));
+        Unnamed::write(&self.dir, ip.to_string().as_bytes(), &fallback)
+            .and_then(|f| f.replace(&last))
             .map_err(|e| err(format!("writing {}", last.display()), e))?;
-        f.write_all(ip.to_string().as_bytes()).map_err(|e| err(format!("writing {}", last.display()), e))?;
         Ok(true)
     }
 
     /// The last address handed out from range set `range_id`, if recorded and readable.
     pub fn last_reserved_ip(&self, range_id: usize) -> Option<IpAddr> {
-        let s = std::fs::read_to_string(self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        use std::io::Read;
+        let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        let mut s = String::new();
+        Read::take(&mut f, 64).read_to_string(&mut s).ok()?;
         cni_types::result::parse_ip(s.trim())
     }
 
@@ -157,28 +161,36 @@ impl Store {
     }
 
     /// The index's entries of `(id, ifname)` (address, entry path), and whether the index
-    /// covers every lease of the network — then no lease needs reading to know who holds what.
-    /// Two directory listings; no lease file is opened.
+    /// covers every lease of the network — every lease file has an index entry that is the same
+    /// file (inode), so no lease needs reading to know who holds what. Two directory listings
+    /// (their entries carry the inodes); no lease file is opened.
     fn indexed(&self, id: &str, ifname: &str) -> (Vec<(IpAddr, PathBuf)>, bool) {
-        let names = |d: &Path| -> Vec<String> {
-            std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+        use std::os::unix::fs::DirEntryExt;
+        let names = |d: &Path| -> Vec<(String, u64)> {
+            std::fs::read_dir(d)
+                .map(|r| r.flatten().map(|e| (e.file_name().to_string_lossy().into_owned(), e.ino())).collect())
+                .unwrap_or_default()
         };
-        let mut leases: Vec<IpAddr> = names(&self.dir).iter().filter_map(|n| cni_types::result::parse_ip(n)).collect();
+        let mut leases: Vec<(IpAddr, u64)> =
+            names(&self.dir).iter().filter_map(|(n, ino)| cni_types::result::parse_ip(n).map(|ip| (ip, *ino))).collect();
         let want = Self::attachment_hash(id, ifname);
         let index = self.dir.join(INDEX_DIR);
-        let mut covered: Vec<IpAddr> = Vec::new();
+        let mut covered: Vec<(IpAddr, u64)> = Vec::new();
         let mut mine = Vec::new();
-        for n in names(&index) {
+        for (n, ino) in names(&index) {
             let Some((hash, ip)) = n.split_once('-') else { continue };
             let Some(ip) = cni_types::result::parse_ip(ip) else { continue };
             if hash == want {
                 mine.push((ip, index.join(&n)));
             }
-            covered.push(ip);
+            covered.push((ip, ino));
         }
         leases.sort();
         covered.sort();
-        (mine, leases == covered)
+        covered.dedup();
+        // (a stale entry of an address whose lease is now another file covers nothing)
+        let complete = leases.iter().all(|l| covered.binary_search(l).is_ok());
+        (mine, complete)
     }
 
     /// The addresses held by `(id, ifname)`. When rcni's index covers every lease of the
@@ -290,7 +302,15 @@ impl Store {
                     continue;
                 }
             };
-            if !lease_is_stale(content.trim(), valid) {
+            let stale = if content.trim().is_empty() {
+                // no writer leaves a lease empty for long (rcni links it complete, Go writes it
+                // right after creating it): an old empty one lost its content in a crash, and
+                // nobody can release it but GC
+                e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() >= EMPTY_LEASE_AGE)
+            } else {
+                lease_is_stale(content.trim(), valid)
+            };
+            if !stale {
                 continue;
             }
             match std::fs::remove_file(&path) {
@@ -347,6 +367,60 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// A stale index entry (its lease released and the address since leased by Go's plugin, in
+    /// a file of its own) must not make the index look complete and hide that lease.
+    #[test]
+    fn a_stale_index_entry_hides_no_lease() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        assert!(s.reserve("c1", "eth0", &ip("10.0.0.2"), 0).unwrap());
+        let dir = d.path().join("net");
+        std::fs::remove_file(dir.join("10.0.0.2")).unwrap(); // released by Go's plugin, entry kept
+        std::fs::write(dir.join("10.0.0.2"), "c2\r\neth0").unwrap(); // Go's plugin leases it anew
+        assert_eq!(s.get_by_id_indexed("c2", "eth0"), vec![ip("10.0.0.2")]);
+        assert!(s.get_by_id_indexed("c1", "eth0").is_empty());
+        assert_eq!(s.release_by_id("c2", "eth0").unwrap(), 1);
+        assert!(!dir.join("10.0.0.2").exists());
+    }
+
+    /// Symlinks planted in the store are never followed: not the lock's, not
+    /// last_reserved_ip's (which is replaced).
+    #[test]
+    fn symlinks_in_the_store_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("net");
+        std::fs::create_dir(&dir).unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("last_reserved_ip.0")).unwrap();
+        {
+            let s = Store::open(d.path(), "net").unwrap();
+            assert_eq!(s.last_reserved_ip(0), None, "not read through the link");
+            assert!(s.reserve("c1", "eth0", &ip("10.0.0.2"), 0).unwrap());
+            assert_eq!(s.last_reserved_ip(0), Some(ip("10.0.0.2")));
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(!dir.join("last_reserved_ip.0").is_symlink());
+        std::fs::remove_file(dir.join("lock")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("lock")).unwrap();
+        assert!(Store::open(d.path(), "net").is_err(), "a symlinked lock is refused");
+    }
+
+    /// An empty lease (content lost in a crash) is reclaimed by GC once it is old.
+    #[test]
+    fn gc_reclaims_an_old_empty_lease() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(d.path(), "net").unwrap();
+        let dir = d.path().join("net");
+        std::fs::write(dir.join("10.0.0.7"), "").unwrap();
+        std::fs::write(dir.join("10.0.0.8"), "").unwrap();
+        let old = std::time::SystemTime::now() - EMPTY_LEASE_AGE - std::time::Duration::from_secs(1);
+        File::options().write(true).open(dir.join("10.0.0.7")).unwrap().set_modified(old).unwrap();
+        let (released, failed) = s.gc(&Default::default());
+        assert!(failed.is_empty());
+        assert_eq!(released, vec![ip("10.0.0.7")], "the new empty one may be a lease being written");
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub(crate) struct NlSocket<M> {
     /// The receive timeout set on the socket now.
     recv_timeout: Duration,
     protocol: isize,
+    /// The send buffer size this socket was given (0: the kernel's default).
+    send_buf_size: usize,
     _messages: PhantomData<fn() -> M>,
 }
 
@@ -75,6 +77,7 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             recv_buf: Vec::with_capacity(RECV_BUF),
             recv_timeout: REPLY_TIMEOUT,
             protocol,
+            send_buf_size: 0,
             _messages: PhantomData,
         })
     }
@@ -97,6 +100,12 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             let start = self.send_buf.len();
             self.send_buf.resize(start + m.buffer_len(), 0);
             m.serialize(&mut self.send_buf[start..]);
+        }
+        // a datagram must fit in the socket's send buffer (default about 208 KiB): a big
+        // nftables batch (thousands of elements) gets a buffer of its size
+        if self.send_buf.len() > DEFAULT_SEND_BUF && self.send_buf.len() > self.send_buf_size {
+            set_send_buffer(&self.sock, self.send_buf.len() + 4096).map_err(|e| Error::io(op(), e))?;
+            self.send_buf_size = self.send_buf.len() + 4096;
         }
         self.sock.send(&self.send_buf, 0).map_err(|e| Error::io(op(), e))?;
         Ok(())
@@ -276,6 +285,26 @@ pub mod fault {
 
 fn deadline_passed(op: String) -> Error {
     Error::msg(op, "the runtime's deadline passed before the kernel answered")
+}
+
+/// What a datagram may be without a larger send buffer (the kernel's default `wmem_default` is
+/// 212992 bytes; kept well below it).
+const DEFAULT_SEND_BUF: usize = 128 * 1024;
+
+/// `SO_SNDBUFFORCE` (past `wmem_max`; rcni has CAP_NET_ADMIN where it changes nftables), else
+/// `SO_SNDBUF`.
+fn set_send_buffer(sock: &Socket, size: usize) -> std::io::Result<()> {
+    let v: libc::c_int = size.try_into().unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: a valid socket descriptor and an int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+    }
+    Err(std::io::Error::last_os_error())
 }
 
 /// `SO_RCVTIMEO`, so that no `recv` waits forever.

@@ -6,7 +6,7 @@
 //! anything and, if so, closes in a short-lived child when dropped.
 
 use super::attrs::*;
-use super::{
+use super::{Element, 
     comment_userdata, userdata_comment, Batch, Client, CmpOp, ElementInfo, Expr, Family, MetaKind, Op, RuleInfo, SetSpec, Verdict,
 };
 use crate::error::{Error, Result};
@@ -202,6 +202,41 @@ fn element_list(elems: &[super::Element], delete: bool) -> Vec<ListAttribute<Set
 }
 
 type Msg = NetlinkMessage<NetfilterMessage>;
+
+/// The most element bytes one element message carries: its element list is one attribute, whose
+/// length is a u16, so a long list goes in several messages (of the same batch).
+const ELEMENTS_PER_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// One operation as its netlink messages: one, except element lists too long for one attribute.
+fn encode_all(op: &Op) -> Vec<Msg> {
+    let (Op::AddElements { elements, .. } | Op::DeleteElements { elements, .. }) = op else { return vec![encode(op)] };
+    let size = |e: &Element| 48 + e.key.len() + e.key_end.as_ref().map_or(0, |k| k.len()) + e.data.as_ref().map_or(0, |d| d.len() + 8) + e.comment.as_ref().map_or(0, |c| c.len() + 8);
+    if elements.iter().map(size).sum::<usize>() <= ELEMENTS_PER_MESSAGE_BYTES {
+        return vec![encode(op)];
+    }
+    let mut chunks: Vec<&[Element]> = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in elements.iter().enumerate() {
+        if bytes + size(e) > ELEMENTS_PER_MESSAGE_BYTES && i > start {
+            chunks.push(&elements[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size(e);
+    }
+    chunks.push(&elements[start..]);
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            encode(&match op {
+                Op::AddElements { at, set, exclusive, .. } => {
+                    Op::AddElements { at: at.clone(), set: set.clone(), elements: chunk.to_vec(), exclusive: *exclusive }
+                }
+                Op::DeleteElements { at, set, .. } => Op::DeleteElements { at: at.clone(), set: set.clone(), elements: chunk.to_vec() },
+                _ => unreachable!("element operations only"),
+            })
+        })
+        .collect()
+}
 
 /// One operation as its netlink message.
 fn encode(op: &Op) -> Msg {
@@ -417,15 +452,27 @@ impl Nft {
 
     /// Closes the socket without making the caller wait. After deleting nf_tables objects the
     /// kernel holds the closing process for a few milliseconds even though the change is already
-    /// committed; a short-lived child, detached from stdio, does that waiting instead.
+    /// committed; a short-lived grandchild, detached from stdio, does that waiting instead. The
+    /// child between only forks it and exits, and is reaped at once, so a long-lived caller
+    /// collects no zombies (the grandchild is init's, or the subreaper's).
     fn close_in_background(&self) {
         const CLOSE_DELAY_NS: libc::c_long = 200_000_000;
         let fd = self.sock.as_raw_fd();
-        // SAFETY: the child only makes async-signal-safe calls (open, dup2, close_range,
-        // nanosleep, close, _exit), so this is sound in a multi-threaded process too.
+        // SAFETY: the children only make async-signal-safe calls (fork, open, dup2, close_range,
+        // nanosleep, close, _exit), so this is sound in a multi-threaded process too; waitpid
+        // reaps only the child forked here.
         unsafe {
-            let pid = libc::fork();
-            if pid == 0 {
+            let child = libc::fork();
+            if child > 0 {
+                let mut status = 0;
+                while libc::waitpid(child, &mut status, 0) < 0 && *libc::__errno_location() == libc::EINTR {}
+                return;
+            }
+            if child == 0 && libc::fork() != 0 {
+                // the middle child: done (its grandchild, or a failed fork, is no longer ours)
+                libc::_exit(0);
+            }
+            if child == 0 {
                 let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
                 if null >= 0 {
                     libc::dup2(null, 0);
@@ -449,8 +496,8 @@ impl Nft {
                 libc::_exit(0);
             }
         }
-        // parent: the socket's own drop then closes our copy, which is not the last reference
-        // while the child has it
+        // parent (or a failed fork): the socket's own drop then closes our copy, which is not
+        // the last reference while the grandchild has it
     }
 }
 
@@ -479,11 +526,15 @@ impl Client for Nft {
             nl
         };
         let mut all: Vec<Msg> = Vec::with_capacity(ops.len() + 2);
+        // which operation each message after the begin message carries
+        let mut op_of: Vec<usize> = Vec::with_capacity(ops.len());
         all.push(control(first, ControlMessage::BatchBegin));
-        for op in ops {
-            let mut m = encode(op);
-            m.header.sequence_number = self.sock.next_seq();
-            all.push(m);
+        for (i, op) in ops.iter().enumerate() {
+            for mut m in encode_all(op) {
+                m.header.sequence_number = self.sock.next_seq();
+                all.push(m);
+                op_of.push(i);
+            }
         }
         all.push(control(self.sock.next_seq(), ControlMessage::BatchEnd));
         let what = || "sending an nftables batch".to_string();
@@ -492,7 +543,7 @@ impl Client for Nft {
         // against its begin message: a refusal before any change is looked at (EPERM without
         // CAP_NET_ADMIN, EOPNOTSUPP), or a failure of the commit itself after the changes were
         // accepted (sent before their ACKs, which then must not count as success)
-        let mut pending = ops.len();
+        let mut pending = op_of.len();
         let mut failure: Option<Error> = None;
         self.sock.recv(&|| "committing an nftables batch".to_string(), &mut |m| {
             if let NetlinkPayload::Error(e) = m.payload {
@@ -504,11 +555,11 @@ impl Client for Nft {
                     return Ok(false);
                 }
                 let idx = m.header.sequence_number.wrapping_sub(first).wrapping_sub(1) as usize;
-                if idx < ops.len() {
+                if let Some(&op) = op_of.get(idx) {
                     pending -= 1;
                     if let Some(code) = e.code {
                         if failure.is_none() {
-                            failure = Some(kernel_error(ops[idx].describe(), -code.get(), &e.header));
+                            failure = Some(kernel_error(ops[op].describe(), -code.get(), &e.header));
                         }
                     }
                 }
@@ -598,6 +649,37 @@ impl Client for Nft {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_element_lists_are_split_across_messages() {
+        let at = super::super::At { family: Family::Inet, table: "t".into() };
+        let elements: Vec<Element> = (0..5000u32).map(|i| Element::addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()).with_comment(&"c".repeat(100))).collect();
+        let msgs = encode_all(&Op::DeleteElements { at: at.clone(), set: "s".into(), elements: elements.clone() });
+        assert!(msgs.len() > 10, "{}", msgs.len());
+        let mut total = 0;
+        for mut m in msgs {
+            m.finalize();
+            assert!(m.buffer_len() < 65535, "{}", m.buffer_len());
+            let NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(NfTablesMessage::DeleteSetElement(b)), .. }) =
+                m.payload
+            else {
+                panic!("not an element deletion")
+            };
+            total += b.attributes.iter().map(|a| if let SetElementList::Elements(l) = a { l.len() } else { 0 }).sum::<usize>();
+        }
+        assert_eq!(total, 5000, "every element, once");
+        assert_eq!(encode_all(&Op::DeleteElements { at, set: "s".into(), elements: elements[..3].to_vec() }).len(), 1);
+    }
+
+    /// The background close leaves this thread no child, running or a zombie. (A netfilter
+    /// socket that sends nothing changes nothing.)
+    #[test]
+    fn the_background_close_leaves_no_child() {
+        let mut n = Nft::new().unwrap();
+        n.deleted = true;
+        drop(n);
+        assert_eq!(std::fs::read_to_string("/proc/thread-self/children").unwrap().trim(), "");
+    }
 
     #[test]
     fn concatenation_description_is_nested_as_nft_writes_it() {
