@@ -310,3 +310,72 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
         }
     }
 }
+
+/// A TCP server in `ns` (`None`: the node) on `addr` that answers every connection with the
+/// address the connection came from.
+fn serve_peer(ns: Option<&str>, addr: &str) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let bind = move || std::net::TcpListener::bind(addr).unwrap();
+    let l = match ns {
+        Some(n) => in_ns(n, bind),
+        None => bind(),
+    };
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut s in l.incoming().flatten() {
+            let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            let _ = s.write_all(peer.as_bytes());
+        }
+    });
+}
+
+/// Networks whose names differ only in `-`, `.` and `_` get objects of their own: each
+/// masquerades towards the other's subnet, and publishing or collecting the ports of one leaves
+/// the other's.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn networks_named_alike_keep_their_own_masquerade_and_ports() {
+    let n = Net::new();
+    let pm = json!([{"type": "portmap", "capabilities": {"portMappings": true}}]);
+    n.conflist("rcni-nid", "rcninid1", json!([[{"subnet": "10.171.1.0/24"}]]), pm.clone());
+    n.conflist("rcni.nid", "rcninid2", json!([[{"subnet": "10.171.2.0/24"}]]), pm);
+    let dir = n.inst.dir.path().to_path_buf();
+    let (a, b) = (TestNetns::new("rcni-nid-a"), TestNetns::new("rcni-nid-b"));
+    let (ma, mb) = (
+        json!({"portMappings": [{"hostPort": 38176, "containerPort": 80, "protocol": "tcp"}]}),
+        json!({"portMappings": [{"hostPort": 38177, "containerPort": 80, "protocol": "tcp"}]}),
+    );
+    let ra = n.ok(false, &dir, "add", "rcni-nid", &a, ma.clone());
+    let rb = n.ok(false, &dir, "add", "rcni.nid", &b, mb.clone());
+    serve(&a.name, 80, "a");
+    serve(&b.name, 80, "b");
+    serve_peer(Some(&b.name), &format!("{}:81", ip_of(&rb, false)));
+    // a's traffic to b's subnet leaves a's network: masqueraded to the node's address on b's bridge
+    assert_eq!(
+        fetch(Some(&a.name), &format!("{}:81", ip_of(&rb, false))),
+        Some("10.171.2.1".into()),
+        "masqueraded (a's network's subnets are not b's)"
+    );
+    assert_eq!(fetch(None, "10.171.1.1:38176"), Some("a".into()));
+    assert_eq!(fetch(None, "10.171.1.1:38177"), Some("b".into()));
+    let masq = String::from_utf8_lossy(&run("nft", &["list", "table", "inet", "rcni"]).stdout).into_owned();
+    assert!(masq.contains("chain masq_rcni-nid {") && masq.contains("chain masq_rcni.nid {"), "{masq}");
+    // GC of rcni-nid with no valid attachment: a's port goes, b's stays
+    let gc = |net: &str| {
+        let conf = json!({"cniVersion": "1.1.0", "name": net, "type": "portmap", "cni.dev/valid-attachments": []});
+        let mut call = rcni_tests::Call::new("GC", "", "");
+        call.path = dir.to_string_lossy().into_owned();
+        call.ok(&n.inst.path("portmap"), &conf.to_string());
+    };
+    gc("rcni-nid");
+    gc("rcni-nid");
+    assert_eq!(fetch(None, "10.171.1.1:38176"), None, "a's port collected");
+    assert_eq!(fetch(None, "10.171.1.1:38177"), Some("b".into()), "b's port is not rcni-nid's");
+    n.ok(false, &dir, "del", "rcni-nid", &a, ma);
+    n.ok(false, &dir, "del", "rcni.nid", &b, mb);
+    let (pmt, masq) =
+        (table("rcni_hostport"), String::from_utf8_lossy(&run("nft", &["list", "table", "inet", "rcni"]).stdout).into_owned());
+    for ip in [ip_of(&ra, false), ip_of(&rb, false)] {
+        assert!(!pmt.contains(&ip) && !masq.contains(&format!("{ip} comment")), "{ip} left: {pmt}{masq}");
+    }
+}

@@ -1,7 +1,7 @@
 //! portmap's nftables layout: host port publishing in rcni's own table `inet rcni_hostport`.
 //!
-//! Per network `N` and settings generation `G` (a hash of the network-wide settings: snat,
-//! masqAll, mark bit, conditions):
+//! Per network `N` (its name, or a hash of it: [`network_id`]) and settings generation `G` (a
+//! hash of the network-wide settings: snat, masqAll, mark bit, conditions):
 //! - maps `w4_N_G`/`w6_N_G` (`l4proto . dport → address . port`) for mappings without a host IP
 //!   and `h4_N_G`/`h6_N_G` (`daddr . l4proto . dport → address . port`) for those with one; every
 //!   element is commented with its owner;
@@ -23,7 +23,7 @@ use netkit::nft::{
     datatype, ip_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, PayloadBase, SetSpec,
     Verdict,
 };
-use netkit::owner::{hashed_name, is_stale, network_id, Owner};
+use netkit::owner::{hashed_name, is_stale, legacy_network_id, network_id, Owner};
 use netkit::Result;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -304,11 +304,13 @@ pub fn setup(nft: &mut dyn Client, owner: &Owner, s: &Settings, subnets: &[IpNet
     Ok(taken)
 }
 
-fn network_maps(nft: &mut dyn Client, n: &str) -> Result<Vec<String>> {
+/// The maps where `network`'s attachments may have elements: its own, then those of the naming
+/// before network ids were injective (shared by the networks that naming folded together, so
+/// only owner-matched elements are taken from them).
+fn all_network_maps(nft: &mut dyn Client, network: &str) -> Result<Vec<String>> {
+    let (n, old) = (network_id(network), legacy_network_id(network));
     let mut v = nft.sets(FAM, TABLE)?;
-    v.retain(|s| {
-        ["h4_", "w4_", "h6_", "w6_"].iter().any(|p| s.strip_prefix(p).and_then(|r| r.strip_prefix(n)).is_some_and(|r| r.starts_with('_')))
-    });
+    v.retain(|s| map_generation(s, &n).is_some() || old.as_deref().is_some_and(|o| map_generation(s, o).is_some()));
     Ok(v)
 }
 
@@ -327,7 +329,7 @@ pub fn teardown(nft: &mut dyn Client, owner: &Owner, s: &Settings, hint: &[Mappi
         }
     }
     if b.is_empty() {
-        for map in network_maps(nft, &n)? {
+        for map in all_network_maps(nft, &owner.network)? {
             let mine: Vec<Element> = nft
                 .elements(FAM, TABLE, &map)?
                 .into_iter()
@@ -371,19 +373,34 @@ pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &
     let mut report = GcReport::default();
     // generation → whether some element stays
     let mut gens: Vec<(String, bool)> = Vec::new();
-    for map in nft.sets(FAM, TABLE)? {
-        let Some(g) = map_generation(&map, &n) else { continue };
+    let all_sets = nft.sets(FAM, TABLE)?;
+    for map in &all_sets {
+        let Some(g) = map_generation(map, &n) else { continue };
         let (stale, kept): (Vec<ElementInfo>, Vec<ElementInfo>) =
-            nft.elements(FAM, TABLE, &map)?.into_iter().partition(|e| is_stale(e.comment.as_deref(), network, valid_tags));
+            nft.elements(FAM, TABLE, map)?.into_iter().partition(|e| is_stale(e.comment.as_deref(), network, valid_tags));
         report.elements += stale.len();
         let stale: Vec<Element> = stale.into_iter().map(|e| Element::key(e.key)).collect();
-        b.delete_elements(FAM, TABLE, &map, &stale);
+        b.delete_elements(FAM, TABLE, map, &stale);
         match gens.iter_mut().find(|(x, _)| x == g) {
             Some((_, k)) => *k |= !kept.is_empty(),
             None => gens.push((g.to_string(), !kept.is_empty())),
         }
     }
     let old: Vec<String> = gens.into_iter().filter(|(g, kept)| *g != cur && !kept).map(|(g, _)| g).collect();
+    // maps of the naming before ids were injective: their stale elements go; the maps and chains
+    // stay (several networks may share them; emptied, they match nothing)
+    if let Some(legacy) = legacy_network_id(network) {
+        for map in all_sets.iter().filter(|s| map_generation(s, &legacy).is_some()) {
+            let stale: Vec<Element> = nft
+                .elements(FAM, TABLE, map)?
+                .into_iter()
+                .filter(|e| is_stale(e.comment.as_deref(), network, valid_tags))
+                .map(|e| Element::key(e.key))
+                .collect();
+            report.elements += stale.len();
+            b.delete_elements(FAM, TABLE, map, &stale);
+        }
+    }
     nft.commit(&b)?;
     let mut b = Batch::new();
     if !old.is_empty() {
@@ -412,10 +429,19 @@ pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &
 /// The mappings of `maps` that are not published for `owner` (for CHECK).
 pub fn missing(nft: &mut dyn Client, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
     let (n, g) = (network_id(&owner.network), s.generation());
+    let legacy = legacy_network_id(&owner.network);
     let mut out = Vec::new();
     for mp in maps {
-        let e: Option<ElementInfo> = nft.get_element(FAM, TABLE, &mp.map(&n, &g), &mp.key())?;
-        if !e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
+        let mut found = false;
+        // today's map, then (an attachment made before an upgrade) the earlier naming's
+        for id in std::iter::once(&n).chain(legacy.as_ref()) {
+            let e: Option<ElementInfo> = nft.get_element(FAM, TABLE, &mp.map(id, &g), &mp.key())?;
+            if e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
+                found = true;
+                break;
+            }
+        }
+        if !found {
             out.push(mp.clone());
         }
     }
@@ -445,6 +471,36 @@ mod tests {
         assert_eq!(map_generation("w4_net_b_0123abcd", "net"), None, "network net_b");
         assert_eq!(map_generation("s4_net", "net"), None);
         assert_eq!(map_generation("w4_net_0123abcd", "ne"), None);
+        assert_eq!(map_generation("w4_a-b_0123abcd", "a-b"), Some("0123abcd"));
+    }
+
+    #[test]
+    fn attachments_made_under_the_earlier_naming_are_found() {
+        use netkit::nft::FakeNft;
+        // before ids were injective, a-b's and a.b's mappings shared the objects named a_b
+        let mut f = FakeNft::new();
+        let s = Settings::default();
+        let g = s.generation();
+        let mp = |port: u16, dest: &str| Mapping { proto: 6, host_port: port, host_ip: None, dest: dest.parse().unwrap(), dest_port: 80 };
+        let (old_ab, old_adotb) = (Owner::new("a-b", "c1", "eth0"), Owner::new("a.b", "c2", "eth0"));
+        let mut b = Batch::new();
+        network_batch(&mut b, "a-b", "a_b", &g, &s);
+        element_batch(&mut b, "a_b", &g, &old_ab, &["10.6.1.2/24".parse().unwrap()], &[mp(8080, "10.6.1.2")]);
+        element_batch(&mut b, "a_b", &g, &old_adotb, &["10.6.2.2/24".parse().unwrap()], &[mp(8081, "10.6.2.2")]);
+        f.commit(&b).unwrap();
+        let old_map = format!("w4_a_b_{g}");
+        // after the upgrade
+        let new_ab = Owner::new("a-b", "c3", "eth0");
+        setup(&mut f, &new_ab, &s, &["10.6.1.3/24".parse().unwrap()], &[mp(8082, "10.6.1.3")]).unwrap();
+        assert_eq!(f.element_texts(FAM, TABLE, &format!("w4_a-b_{g}")).len(), 1, "new attachments go to the network's own map");
+        assert!(missing(&mut f, &old_ab, &s, &[mp(8080, "10.6.1.2")]).unwrap().is_empty(), "CHECK finds the old mapping");
+        assert!(teardown(&mut f, &old_ab, &s, &[mp(8080, "10.6.1.2")]).unwrap(), "DEL by hint falls back to a scan");
+        assert_eq!(f.element_texts(FAM, TABLE, &old_map).len(), 1, "a.b's old mapping stays");
+        let report = gc(&mut f, "a.b", &s, &HashSet::new()).unwrap();
+        assert_eq!((report.elements, report.generations.len()), (1, 0));
+        assert!(f.element_texts(FAM, TABLE, &old_map).is_empty());
+        assert_eq!(f.element_texts(FAM, TABLE, &format!("w4_a-b_{g}")).len(), 1, "another network's GC");
+        assert_eq!(gc(&mut f, "a-b", &s, &HashSet::new()).unwrap().elements, 1);
     }
 
     #[test]

@@ -226,3 +226,34 @@ fn a_generation_set_up_concurrently_is_joined() {
     assert_eq!(els(&f, &format!("w4_net1_{g}")).len(), 2);
     assert_eq!(f.rule_texts(FAM, TABLE, "postrouting").len(), 1, "the generation's rules exist once");
 }
+
+#[test]
+fn networks_whose_names_differ_in_separators_stay_apart() {
+    use netkit::owner::network_id;
+    let mut f = FakeNft::new();
+    let s = Settings::default();
+    let t = Settings { mark_bit: 14, ..Settings::default() };
+    let nets = [("a-b", &s, "10.5.1.2"), ("a.b", &t, "10.5.2.2"), ("a_b", &s, "10.5.3.2")];
+    for (i, (name, settings, addr)) in nets.iter().enumerate() {
+        let port = 8000 + i as u16;
+        setup(&mut f, &owner(name, "c1"), settings, &subnet(&format!("{addr}/24")), &[mapping(6, port, None, addr, 80)]).unwrap();
+    }
+    let ids: HashSet<String> = nets.iter().map(|(n, _, _)| network_id(n)).collect();
+    assert_eq!(ids.len(), 3);
+    for (name, _, addr) in nets {
+        let id = network_id(name);
+        assert_eq!(generation(&f, &id).len(), 1, "{name}: a generation of its own");
+        let sub: ipnet::IpNet = format!("{addr}/24").parse().unwrap();
+        assert_eq!(els(&f, &format!("s4_{id}")), [sub.trunc().to_string()], "{name}: only its own subnet for hairpin masquerade");
+    }
+    // a.b's container goes: its (current) generation is empty but stays; GC of a-b must neither
+    // fail on a.b's objects nor remove them
+    assert!(teardown(&mut f, &owner("a.b", "c1"), &t, &[]).unwrap());
+    let report = gc(&mut f, "a-b", &s, &valid_tags("a-b", &[])).unwrap();
+    assert_eq!((report.elements, report.generations.len()), (1, 0));
+    assert_eq!(generation(&f, &network_id("a.b")).len(), 1, "a.b's generation is a.b's GC's to judge");
+    assert_eq!(gc(&mut f, "a-b", &s, &valid_tags("a-b", &[])).unwrap(), Default::default(), "and again: nothing to do, no error");
+    let g = generation(&f, &network_id("a_b")).remove(0);
+    assert_eq!(els(&f, &format!("w4_{}_{g}", network_id("a_b"))).len(), 1, "a_b keeps its mapping");
+    assert!(missing(&mut f, &owner("a_b", "c1"), &s, &[mapping(6, 8002, None, "10.5.3.2", 80)]).unwrap().is_empty());
+}
