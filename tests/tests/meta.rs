@@ -379,3 +379,48 @@ fn networks_named_alike_keep_their_own_masquerade_and_ports() {
         assert!(!pmt.contains(&ip) && !masq.contains(&format!("{ip} comment")), "{ip} left: {pmt}{masq}");
     }
 }
+
+/// A host port another live container publishes is refused (code 11, naming the holder), and the
+/// holder keeps it; the refused container's DEL leaves it too.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn portmap_refuses_a_host_port_another_container_holds() {
+    let n = Net::new();
+    n.conflist(
+        "pmheld",
+        "rcnipmh",
+        json!([[{"subnet": "10.172.0.0/24"}]]),
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
+    );
+    let dir = n.inst.dir.path().to_path_buf();
+    let (c1, c2) = (TestNetns::new("rcni-pmh-c1"), TestNetns::new("rcni-pmh-c2"));
+    let maps = json!({"portMappings": [{"hostPort": 38173, "containerPort": 80, "protocol": "tcp"}]});
+    n.ok(false, &dir, "add", "pmheld", &c1, maps.clone());
+    serve(&c1.name, 80, "c1");
+    serve(&c2.name, 80, "c2");
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()));
+    for go in [false, true] {
+        let (ok, out) = n.cnitool(go, &dir, "add", "pmheld", &c2, maps.clone());
+        assert!(!ok, "a second container got c1's port: {out}");
+        assert!(out.contains("host port 38173/tcp is published for another attachment"), "{out}");
+        assert!(out.contains(&format!("id={} if=eth0", cnitool_id(&c1.path()))), "names the holder: {out}");
+        assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()), "c1 keeps its port");
+        // what a runtime does after a failed ADD
+        n.ok(go, &dir, "del", "pmheld", &c2, maps.clone());
+        assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()), "c2's DEL leaves c1's port");
+    }
+    // the code: 11 (try again later: the port comes free with its holder's DEL)
+    let conf = json!({"cniVersion": "1.0.0", "name": "pmheld", "type": "portmap", "runtimeConfig": maps["portMappings"].clone().as_array().map(|a| json!({"portMappings": a})).unwrap(),
+        "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": c2.path()}], "ips": [{"address": "10.172.0.99/24", "interface": 0}]}});
+    let mut call = rcni_tests::Call::new("ADD", "pmh-direct", "eth0").netns(&c2.path());
+    call.path = dir.to_string_lossy().into_owned();
+    let e = call.err(&n.inst.path("portmap"), &conf.to_string());
+    assert_eq!(e["code"], 11, "{e}");
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()));
+    // once c1 is gone the port is c2's
+    n.ok(false, &dir, "del", "pmheld", &c1, maps.clone());
+    n.ok(false, &dir, "add", "pmheld", &c2, maps.clone());
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c2".into()));
+    n.ok(false, &dir, "del", "pmheld", &c2, maps);
+    assert!(!table("rcni_hostport").contains("38173"));
+}

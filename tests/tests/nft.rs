@@ -155,6 +155,21 @@ mod fake_agrees_with_the_kernel {
         Owner::new(net, id, "eth0")
     }
 
+    /// portmap's setup with a refusal as a value (`Some(held)`), so kernel and fake compare it.
+    fn pm_setup(
+        c: &mut dyn Client,
+        owner: &Owner,
+        s: &Settings,
+        subnets: &[ipnet::IpNet],
+        maps: &[Mapping],
+    ) -> netkit::Result<Option<portmap::Held>> {
+        match portmap::setup(c, owner, s, subnets, maps) {
+            Ok(()) => Ok(None),
+            Err(portmap::SetupError::Held(h)) => Ok(Some(h)),
+            Err(portmap::SetupError::Nft(e)) => Err(e),
+        }
+    }
+
     #[test]
     #[ignore = "needs the netsandbox: run scripts/test"]
     fn masquerade_and_spoof_check() {
@@ -193,7 +208,7 @@ mod fake_agrees_with_the_kernel {
         let s1 = Settings::default();
         let s2 = Settings { mark_bit: 15, masq_all: true, ..Settings::default() };
         p.both("portmap ADD c1", |c| {
-            portmap::setup(
+            pm_setup(
                 c,
                 &o("pm", "c1"),
                 &s1,
@@ -201,14 +216,13 @@ mod fake_agrees_with_the_kernel {
                 &[m(6, 8080, None, "10.253.0.2", 80), m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)],
             )
         });
-        p.both("portmap ADD c2 v6", |c| {
-            portmap::setup(c, &o("pm", "c2"), &s1, &sub("fd00:253::3/64"), &[m(6, 8081, None, "fd00:253::3", 80)])
+        p.both("portmap ADD c2 v6", |c| pm_setup(c, &o("pm", "c2"), &s1, &sub("fd00:253::3/64"), &[m(6, 8081, None, "fd00:253::3", 80)]));
+        let held = p.both("portmap port held by another attachment", |c| {
+            pm_setup(c, &o("pm", "c3"), &s1, &sub("10.253.0.4/24"), &[m(6, 8080, None, "10.253.0.4", 80)])
         });
-        p.both("portmap take-over", |c| {
-            portmap::setup(c, &o("pm", "c3"), &s1, &sub("10.253.0.4/24"), &[m(6, 8080, None, "10.253.0.4", 80)])
-        });
+        assert!(held.flatten().is_some_and(|h| h.holder == o("pm", "c1").comment()), "refused on both");
         p.both("portmap new generation", |c| {
-            portmap::setup(c, &o("pm", "c4"), &s2, &sub("10.253.0.5/24"), &[m(132, 9000, None, "10.253.0.5", 9)])
+            pm_setup(c, &o("pm", "c4"), &s2, &sub("10.253.0.5/24"), &[m(132, 9000, None, "10.253.0.5", 9)])
         });
         p.both("portmap DEL c1 by hint", |c| portmap::teardown(c, &o("pm", "c1"), &s1, &[m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)]));
         p.both("portmap DEL c4 by scan", |c| portmap::teardown(c, &o("pm", "c4"), &s1, &[]));

@@ -13,8 +13,9 @@
 //!   masquerades marked packets.
 //!
 //! A container's ADD adds map elements only, so it never rebuilds or slows down with the rules
-//! of other containers; DEL removes exactly the elements its owner has. A changed network
-//! setting makes a new generation next to the old one, whose attachments keep working.
+//! of other containers; a host port another attachment holds is refused ([`Held`]). DEL removes
+//! exactly the elements its owner has. A changed network setting makes a new generation next to
+//! the old one, whose attachments keep working.
 //! GC removes the network's elements of attachments that are not valid, and old generations once
 //! they are empty.
 
@@ -252,56 +253,112 @@ fn element_batch(b: &mut Batch, n: &str, g: &str, owner: &Owner, subnets: &[IpNe
     }
 }
 
-/// Publishes `maps` for `owner`. `subnets` are the container's networks (for hairpin
-/// masquerade). An element of another owner with the same host port, protocol and host IP (a
-/// leak after a crash, or a conflict the runtime did not catch) is taken over: the last ADD wins.
-/// Returns the owners whose mappings were taken over.
-pub fn setup(nft: &mut dyn Client, owner: &Owner, s: &Settings, subnets: &[IpNet], maps: &[Mapping]) -> Result<Vec<String>> {
+/// A host port another attachment publishes: [`setup`] refuses it and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The mapping asked for.
+    pub mapping: Mapping,
+    /// The holder's owner comment (`rcni:<tag> net=… id=… if=…`).
+    pub holder: String,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.mapping;
+        let proto = match m.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => "sctp",
+        };
+        write!(f, "host port {}/{proto}", m.host_port)?;
+        if let Some(ip) = m.host_ip {
+            write!(f, " on {ip}")?;
+        }
+        // the comment without its tag: "net=… id=… if=…"
+        let who = self.holder.split_once(' ').map_or(self.holder.as_str(), |(_, rest)| rest);
+        write!(f, " is published for another attachment ({who})")
+    }
+}
+
+/// Why [`setup`] published nothing.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A port is held by another attachment.
+    Held(Held),
+    Nft(netkit::Error),
+}
+
+impl From<netkit::Error> for SetupError {
+    fn from(e: netkit::Error) -> Self {
+        SetupError::Nft(e)
+    }
+}
+
+/// How often [`setup`] starts over when another writer changed the maps between its read and
+/// its commit.
+const ATTEMPTS: usize = 4;
+
+/// Publishes `maps` for `owner`, all or none. `subnets` are the container's networks (for
+/// hairpin masquerade). A host port (same protocol, port and host IP or none) that another
+/// attachment publishes is refused ([`SetupError::Held`]): taking it would cut a live container
+/// off (and there is no telling a live one from a leak); a leak is released by its attachment's
+/// DEL or by GC. The owner's own element (a repeated ADD) is replaced.
+pub fn setup(
+    nft: &mut dyn Client,
+    owner: &Owner,
+    s: &Settings,
+    subnets: &[IpNet],
+    maps: &[Mapping],
+) -> std::result::Result<(), SetupError> {
     if maps.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let (n, g) = (network_id(&owner.network), s.generation());
-    let mut fast = Batch::new();
-    element_batch(&mut fast, &n, &g, owner, subnets, maps);
-    match nft.commit(&fast) {
-        Ok(()) => return Ok(Vec::new()),
-        Err(e) if e.is_not_found() => {
-            let mut full = Batch::new();
-            network_batch(&mut full, &owner.network, &n, &g, s);
-            element_batch(&mut full, &n, &g, owner, subnets, maps);
-            match nft.commit(&full) {
-                Ok(()) => return Ok(Vec::new()),
-                Err(e) if e.is_exists() => {} // set up concurrently, or a key is taken
-                Err(e) => return Err(e),
+    let retry = |e: &netkit::Error| e.is_exists() || e.is_not_found();
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let mut fast = Batch::new();
+        element_batch(&mut fast, &n, &g, owner, subnets, maps);
+        match nft.commit(&fast) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_not_found() => {
+                let mut full = Batch::new();
+                network_batch(&mut full, &owner.network, &n, &g, s);
+                element_batch(&mut full, &n, &g, owner, subnets, maps);
+                match nft.commit(&full) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.is_exists() => {} // set up concurrently, or a key is taken
+                    Err(e) => return Err(e.into()),
+                }
             }
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(e.into()),
         }
-        Err(e) if e.is_exists() => {}
-        Err(e) => return Err(e),
-    }
-    // some key exists: keep ours, replace other owners'
-    let mut b = Batch::new();
-    let mut taken = Vec::new();
-    for (set, v6) in subnet_sets(&n) {
-        let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
-        b.add_elements(FAM, TABLE, &set, &els);
-    }
-    for mp in maps {
-        let map = mp.map(&n, &g);
-        match nft.get_element(FAM, TABLE, &map, &mp.key())? {
-            Some(e) if owner.owns(e.comment.as_deref()) => {
-                // ours already, perhaps to another destination: replace
-                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
-            }
-            Some(e) => {
-                taken.push(e.comment.unwrap_or_default());
-                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
-            }
-            None => {}
+        // some key exists: ours is replaced, another owner's refused
+        let mut b = Batch::new();
+        for (set, v6) in subnet_sets(&n) {
+            let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
+            b.add_elements(FAM, TABLE, &set, &els);
         }
-        b.create_elements(FAM, TABLE, &map, &[mp.element(owner)]);
+        for mp in maps {
+            let map = mp.map(&n, &g);
+            match nft.get_element(FAM, TABLE, &map, &mp.key())? {
+                Some(e) if owner.owns(e.comment.as_deref()) => {
+                    b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
+                }
+                Some(e) => return Err(SetupError::Held(Held { mapping: mp.clone(), holder: e.comment.unwrap_or_default() })),
+                None => {}
+            }
+            b.create_elements(FAM, TABLE, &map, &[mp.element(owner)]);
+        }
+        match nft.commit(&b) {
+            Ok(()) => return Ok(()),
+            // changed since we looked (a concurrent ADD, DEL or GC): look again
+            Err(e) if retry(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
     }
-    nft.commit(&b)?;
-    Ok(taken)
+    Err(last.expect("a failed attempt").into())
 }
 
 /// The maps where `network`'s attachments may have elements: its own, then those of the naming

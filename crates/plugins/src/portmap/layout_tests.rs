@@ -2,7 +2,7 @@
 //! take-over of a leaked mapping, GC of stale owners and old settings generations, networks
 //! side by side. `tests/tests/meta.rs` proves the kernel agrees (real traffic).
 
-use super::layout::{gc, missing, setup, teardown, Cond, Mapping, Settings, TABLE};
+use super::layout::{gc, missing, setup, teardown, Cond, Held, Mapping, Settings, SetupError, TABLE};
 use netkit::nft::{FakeNft, Family};
 use netkit::owner::{valid_tags, Owner};
 use std::collections::HashSet;
@@ -38,7 +38,7 @@ fn first_add_writes_the_network_then_each_container_only_its_elements() {
     let mut f = FakeNft::new();
     let s = Settings::default();
     let c1 = owner("net1", "c1");
-    let taken = setup(
+    setup(
         &mut f,
         &c1,
         &s,
@@ -46,7 +46,6 @@ fn first_add_writes_the_network_then_each_container_only_its_elements() {
         &[mapping(6, 8080, None, "10.1.0.2", 80), mapping(17, 53, Some("192.0.2.1"), "10.1.0.2", 5353)],
     )
     .unwrap();
-    assert!(taken.is_empty());
     let g = &generation(&f, "net1")[0];
     let c = c1.comment();
     let want = format!(
@@ -93,7 +92,7 @@ create element inet rcni_hostport h4_net1_{g} {{ 192.0.2.1 . udp . 53 : 10.1.0.2
         )
     );
     assert_eq!(f.log().len(), 2);
-    assert!(setup(&mut f, &c2, &s, &subnet("10.1.0.3/24"), &[]).unwrap().is_empty(), "no mappings, nothing to do");
+    setup(&mut f, &c2, &s, &subnet("10.1.0.3/24"), &[]).unwrap();
     assert_eq!(f.log().len(), 2);
 }
 
@@ -159,24 +158,57 @@ fn del_removes_the_owners_mappings_in_every_generation() {
 }
 
 #[test]
-fn a_host_port_leaked_by_another_owner_is_taken_over() {
+fn a_host_port_another_attachment_holds_is_refused() {
     let mut f = FakeNft::new();
     let s = Settings::default();
-    let old = owner("net1", "crashed");
-    setup(&mut f, &old, &s, &subnet("10.1.0.2/24"), &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap();
-    let new = owner("net1", "c2");
-    let taken = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 8000)]).unwrap();
-    assert_eq!(taken, [old.comment()]);
+    let live = owner("net1", "live");
+    let m80 = mapping(6, 8080, None, "10.1.0.2", 80);
+    setup(&mut f, &live, &s, &subnet("10.1.0.2/24"), &[m80.clone(), mapping(6, 8443, Some("192.0.2.1"), "10.1.0.2", 443)]).unwrap();
     let g = generation(&f, "net1").remove(0);
+    let before = f.ruleset();
+    // another container asks for 8080/tcp (and a free port): refused, nothing changes
+    let new = owner("net1", "c2");
+    let r = setup(
+        &mut f,
+        &new,
+        &s,
+        &subnet("10.1.0.7/24"),
+        &[mapping(6, 9000, None, "10.1.0.7", 90), mapping(6, 8080, None, "10.1.0.7", 8000)],
+    );
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h, Held { mapping: mapping(6, 8080, None, "10.1.0.7", 8000), holder: live.comment() });
+    assert_eq!(h.to_string(), "host port 8080/tcp is published for another attachment (net=net1 id=live if=eth0)");
+    assert_eq!(f.ruleset(), before, "the live container keeps its port; nothing of the refused ADD is left");
+    assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.2 . 80 comment \"{}\"", live.comment())]);
+    // the same for a hostIP mapping; a wildcard mapping of that port is another scope
+    let r = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8443, Some("192.0.2.1"), "10.1.0.7", 443)]);
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h.to_string(), "host port 8443/tcp on 192.0.2.1 is published for another attachment (net=net1 id=live if=eth0)");
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8443, None, "10.1.0.7", 443)]).unwrap();
+    // the refused container's DEL (as a runtime sends after a failed ADD) leaves the holder's
+    assert!(teardown(&mut f, &new, &s, std::slice::from_ref(&m80)).unwrap());
+    assert_eq!(missing(&mut f, &live, &s, std::slice::from_ref(&m80)).unwrap(), [], "CHECK of the holder passes");
+    // once the holder's DEL (or a GC) released it, the port is free
+    assert!(teardown(&mut f, &live, &s, &[]).unwrap());
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 8000)]).unwrap();
     assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.7 . 8000 comment \"{}\"", new.comment())]);
-    // the old owner's DEL no longer finds it
-    assert!(!teardown(&mut f, &old, &s, &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap());
-    assert_eq!(els(&f, &format!("w4_net1_{g}")).len(), 1);
-    // the same owner again, to another destination: replaced, nothing reported
-    let taken = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 9000)]).unwrap();
-    assert!(taken.is_empty());
+    // the same owner again, to another destination: replaced
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 9000)]).unwrap();
     assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.7 . 9000 comment \"{}\"", new.comment())]);
-    assert_eq!(missing(&mut f, &old, &s, &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap().len(), 1, "CHECK of the old owner fails");
+}
+
+#[test]
+fn of_two_adds_racing_for_a_port_one_wins() {
+    let mut f = FakeNft::new();
+    let s = Settings::default();
+    setup(&mut f, &owner("net1", "first"), &s, &subnet("10.1.0.2/24"), &[mapping(6, 81, None, "10.1.0.2", 81)]).unwrap();
+    // c2's ADD of port 80 commits between c1's attempt and its look at who holds the port
+    f.before_next_commit(|f| {
+        setup(f, &owner("net1", "c2"), &Settings::default(), &subnet("10.1.0.3/24"), &[mapping(6, 80, None, "10.1.0.3", 80)]).unwrap()
+    });
+    let r = setup(&mut f, &owner("net1", "c1"), &s, &subnet("10.1.0.2/24"), &[mapping(6, 80, None, "10.1.0.2", 80)]);
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h.holder, owner("net1", "c2").comment());
 }
 
 #[test]
