@@ -424,3 +424,59 @@ fn portmap_refuses_a_host_port_another_container_holds() {
     n.ok(false, &dir, "del", "pmheld", &c2, maps);
     assert!(!table("rcni_hostport").contains("38173"));
 }
+
+/// The packets the rules of `chain` in `inet rcni_hostport` counted.
+fn counted(chain: &str) -> u64 {
+    let out = run("nft", &["list", "chain", "inet", "rcni_hostport", chain]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("counter packets ").skip(1).filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok()).sum()
+}
+
+/// CVE-2020-8558: portmap sets route_localnet=1 on the bridge (so the node reaches published
+/// ports via 127.0.0.1); that must not let a container reach the node's loopback-only services.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn portmap_route_localnet_keeps_the_nodes_loopback_closed_to_containers() {
+    let n = Net::new();
+    n.conflist(
+        "pmlocal",
+        "rcnipml",
+        json!([[{"subnet": "10.173.0.0/24"}]]),
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
+    );
+    let dir = n.inst.dir.path().to_path_buf();
+    let (c1, evil) = (TestNetns::new("rcni-pml-c1"), TestNetns::new("rcni-pml-evil"));
+    let maps = json!({"portMappings": [{"hostPort": 38174, "containerPort": 80, "protocol": "tcp"}]});
+    n.ok(false, &dir, "add", "pmlocal", &c1, maps.clone());
+    n.ok(false, &dir, "add", "pmlocal", &evil, Value::Null);
+    let localnet = std::fs::read_to_string("/proc/sys/net/ipv4/conf/rcnipml/route_localnet").unwrap();
+    assert_eq!(localnet.trim(), "1", "portmap enabled route_localnet on the bridge");
+    serve(&c1.name, 80, "c1:80");
+    // a service of the node's that listens on loopback only
+    serve_peer(None, "127.0.0.1:38175");
+    assert_eq!(fetch(None, "127.0.0.1:38175"), Some("127.0.0.1".into()), "the node reaches its own service");
+    // root in the container (CAP_NET_ADMIN here; CAP_NET_RAW suffices to send such a packet):
+    // 127.0.0.1 goes to the gateway, and replies from 127.0.0.1 (a local address here) are
+    // accepted on eth0
+    for cmd in [
+        "ip route del table local local 127.0.0.1 dev lo",
+        "ip route del table local local 127.0.0.0/8 dev lo",
+        "ip route add 127.0.0.1/32 via 10.173.0.1 dev eth0",
+        "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet",
+        "echo 1 > /proc/sys/net/ipv4/conf/eth0/accept_local",
+    ] {
+        let out = evil.exec(&["sh", "-c", cmd]);
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let before = counted("localnet");
+    assert_eq!(fetch(Some(&evil.name), "127.0.0.1:38175"), None, "a container reaches the node's 127.0.0.1");
+    assert!(counted("localnet") > before, "the guard dropped it (not some other failure)");
+    assert_eq!(fetch(Some(&evil.name), "127.0.0.1:38174"), None, "nor a published port through the node's loopback");
+    // the node itself: 127.0.0.1:hostPort is DNATed to c1 and the reply (to the masquerade
+    // address, restored to 127.0.0.1 after the guard) comes back
+    assert_eq!(fetch(None, "127.0.0.1:38174"), Some("c1:80".into()), "the node reaches a published port via 127.0.0.1");
+    assert_eq!(fetch(Some(&evil.name), "10.173.0.1:38174"), Some("c1:80".into()), "the container still reaches the published port");
+    n.ok(false, &dir, "del", "pmlocal", &c1, maps);
+    n.ok(false, &dir, "del", "pmlocal", &evil, Value::Null);
+    assert!(table("rcni_hostport").contains("chain localnet"), "the guard stays as long as route_localnet does");
+}

@@ -227,6 +227,8 @@ mod fake_agrees_with_the_kernel {
         p.both("portmap DEL c1 by hint", |c| portmap::teardown(c, &o("pm", "c1"), &s1, &[m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)]));
         p.both("portmap DEL c4 by scan", |c| portmap::teardown(c, &o("pm", "c4"), &s1, &[]));
         p.both("portmap CHECK", |c| portmap::missing(c, &o("pm", "c2"), &s1, &[m(6, 8081, None, "fd00:253::3", 80)]));
+        p.both("portmap localnet guard", portmap::localnet_guard);
+        p.both("portmap localnet guard again", portmap::localnet_guard);
         p.both("portmap GC", |c| {
             portmap::gc(c, "pm", &s1, &valid_tags("pm", &[("c2".into(), "eth0".into())])).map(|r| (r.elements, r.generations))
         });

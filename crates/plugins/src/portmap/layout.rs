@@ -12,6 +12,9 @@
 //!   (`fib daddr type local`), after the network's conditions; `postrouting` (nat, srcnat)
 //!   masquerades marked packets.
 //!
+//! Once per table, base chain `localnet` (filter, prerouting, before DNAT) keeps 127.0.0.0/8 off
+//! every interface but `lo`, which `route_localnet=1` would let in ([`localnet_guard`]).
+//!
 //! A container's ADD adds map elements only, so it never rebuilds or slows down with the rules
 //! of other containers; a host port another attachment holds is refused ([`Held`]). DEL removes
 //! exactly the elements its owner has. A changed network setting makes a new generation next to
@@ -250,6 +253,46 @@ fn element_batch(b: &mut Batch, n: &str, g: &str, owner: &Owner, subnets: &[IpNe
     }
     for (map, els) in by_map {
         b.create_elements(FAM, TABLE, &map, &els);
+    }
+}
+
+/// The base chain that keeps loopback addresses off the other interfaces (see
+/// [`localnet_guard`]).
+pub const LOCALNET_CHAIN: &str = "localnet";
+
+/// The guard that makes `route_localnet=1` safe (CVE-2020-8558): portmap sets it on a bridge so
+/// the node can reach a published port via 127.0.0.1 (the connection is DNATed to the container
+/// and masqueraded; the container's replies come back to the masquerade address and are restored
+/// to 127.0.0.1 by conntrack). Without a guard, the setting also lets a container send packets to
+/// 127.0.0.0/8 (or from it) through the bridge, reaching the node's loopback-only services.
+///
+/// Base chain `localnet` (filter, prerouting, priority -150: after conntrack, before DNAT)
+/// drops IPv4 packets whose destination or source is in 127.0.0.0/8 arriving on any interface
+/// but `lo`, so they are judged as they arrived: the replies above still carry the masquerade
+/// address there, and a packet that some rule DNATs to 127.0.0.1 arrives with another address.
+/// This is the kernel's martian check that `route_localnet` turns off, restored for everything
+/// but NAT. (kube-proxy's rule for the same CVE sits after NAT, in filter INPUT, and so has to
+/// let conntrack-established and DNATed packets through.) Created once, with its rules, and kept,
+/// as `route_localnet` is.
+pub fn localnet_guard(nft: &mut dyn Client) -> Result<()> {
+    if !nft.rules(FAM, TABLE, LOCALNET_CHAIN)?.is_empty() {
+        return Ok(());
+    }
+    let pre = BaseChain { kind: "filter", hook: HookPoint::Prerouting, priority: -150, accept: true };
+    let mut b = Batch::new();
+    // exclusive: the chain exists with its rules or not at all
+    b.add_table(FAM, TABLE).create_chain(FAM, TABLE, LOCALNET_CHAIN, Some(&pre));
+    for src in [false, true] {
+        let mut r = m::addr_in_prefix(src, "127.0.0.0/8".parse().expect("constant"), false);
+        r.extend(m::ifname(true, "lo", true));
+        r.extend([Expr::Counter, Expr::Verdict(Verdict::Drop)]);
+        let what = if src { "source" } else { "destination" };
+        let comment = format!("rcni portmap: loopback {what} from another interface (route_localnet guard, CVE-2020-8558)");
+        b.add_rule(FAM, TABLE, LOCALNET_CHAIN, &r, Some(&comment));
+    }
+    match nft.commit(&b) {
+        Err(e) if e.is_exists() => Ok(()), // made concurrently
+        r => r,
     }
 }
 

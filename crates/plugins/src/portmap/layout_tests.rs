@@ -289,3 +289,29 @@ fn networks_whose_names_differ_in_separators_stay_apart() {
     assert_eq!(els(&f, &format!("w4_{}_{g}", network_id("a_b"))).len(), 1, "a_b keeps its mapping");
     assert!(missing(&mut f, &owner("a_b", "c1"), &s, &[mapping(6, 8002, None, "10.5.3.2", 80)]).unwrap().is_empty());
 }
+
+#[test]
+fn the_localnet_guard_is_made_once() {
+    use super::layout::{localnet_guard, LOCALNET_CHAIN};
+    let mut f = FakeNft::new();
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(
+        f.log()[0],
+        "add table inet rcni_hostport
+add chain inet rcni_hostport localnet { type filter hook prerouting priority -150; policy accept; }
+add rule inet rcni_hostport localnet meta nfproto ipv4 ip daddr 127.0.0.0/8 iifname != \"lo\" counter drop comment \"rcni portmap: loopback destination from another interface (route_localnet guard, CVE-2020-8558)\"
+add rule inet rcni_hostport localnet meta nfproto ipv4 ip saddr 127.0.0.0/8 iifname != \"lo\" counter drop comment \"rcni portmap: loopback source from another interface (route_localnet guard, CVE-2020-8558)\"
+"
+        .replace("add chain inet rcni_hostport localnet", "create chain inet rcni_hostport localnet")
+    );
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(f.log().len(), 1, "there already: nothing to do");
+    // made by another ADD between our look and our batch: joined, not doubled
+    let mut f = FakeNft::new();
+    f.before_next_commit(|f| localnet_guard(f).unwrap());
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(f.rule_texts(FAM, TABLE, LOCALNET_CHAIN).len(), 2);
+    // next to a network's chains
+    setup(&mut f, &owner("net1", "c1"), &Settings::default(), &subnet("10.1.0.2/24"), &[mapping(6, 80, None, "10.1.0.2", 80)]).unwrap();
+    assert_eq!(f.rule_texts(FAM, TABLE, LOCALNET_CHAIN).len(), 2);
+}

@@ -12,7 +12,8 @@
 //! `CNI_IFNAME` sandbox interface. No mappings: prevResult passes through and nothing is
 //! touched. Otherwise the mappings become owner-tagged elements of the network's DNAT maps in
 //! table `inet rcni_hostport` (see [`layout`]), `route_localnet` is set on the host
-//! interface that routes to the container (so 127.0.0.1 reaches it; with snat and IPv4), and UDP
+//! interface that routes to the container (so 127.0.0.1 reaches it; with snat and IPv4), after
+//! the guard that keeps containers off the node's loopback ([`layout::localnet_guard`]), and UDP
 //! conntrack entries for the host ports are flushed. A host port another attachment publishes
 //! (same protocol, port and host IP) is refused with code 11, naming the holder. Returns
 //! prevResult.
@@ -252,6 +253,8 @@ impl Plugin for Portmap {
         });
         if s.snat {
             if let Some(a) = v4 {
+                // the guard first: route_localnet is never without it
+                layout::localnet_guard(&mut nft)?;
                 enable_localnet(a.addr())?;
             }
         }
