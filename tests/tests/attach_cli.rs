@@ -29,7 +29,7 @@ fn attach_default_network_and_detach() {
         .collect();
     assert_eq!(cached.len(), 2, "{cached:?}");
     // the embedded default network masquerades
-    assert!(run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni_default"]).contains("id=rcni-att-1 if=eth0"));
+    assert!(run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni-default"]).contains("id=rcni-att-1 if=eth0"));
     let out = rcni(&["detach", &ns.name, "--conf-dir", empty.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "eth0: detached from rcni-default\nlo: detached from cni-loopback\n");
@@ -37,7 +37,7 @@ fn attach_default_network_and_detach() {
     // (other tests attach to the default network meanwhile: only this container's lease counts)
     let leases = std::fs::read_dir("/var/lib/cni/networks/rcni-default").unwrap();
     assert!(!leases.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default()).any(|c| c.starts_with("rcni-att-1\r\n")));
-    assert!(!run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni_default"]).contains("id=rcni-att-1 "));
+    assert!(!run_ok("nft", &["list", "set", "inet", "rcni", "m4_rcni-default"]).contains("id=rcni-att-1 "));
     // detaching again is fine
     assert!(rcni(&["detach", &ns.name]).status.success());
     // a namespace that does not exist

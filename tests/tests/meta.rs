@@ -310,3 +310,174 @@ fn default_chain_both_cnitools_and_mixed_with_debian() {
         }
     }
 }
+
+/// A TCP server in `ns` (`None`: the node) on `addr` that answers every connection with the
+/// address the connection came from.
+fn serve_peer(ns: Option<&str>, addr: &str) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let bind = move || std::net::TcpListener::bind(addr).unwrap();
+    let l = match ns {
+        Some(n) => in_ns(n, bind),
+        None => bind(),
+    };
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut s in l.incoming().flatten() {
+            let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            let _ = s.write_all(peer.as_bytes());
+        }
+    });
+}
+
+/// Networks whose names differ only in `-`, `.` and `_` get objects of their own: each
+/// masquerades towards the other's subnet, and publishing or collecting the ports of one leaves
+/// the other's.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn networks_named_alike_keep_their_own_masquerade_and_ports() {
+    let n = Net::new();
+    let pm = json!([{"type": "portmap", "capabilities": {"portMappings": true}}]);
+    n.conflist("rcni-nid", "rcninid1", json!([[{"subnet": "10.171.1.0/24"}]]), pm.clone());
+    n.conflist("rcni.nid", "rcninid2", json!([[{"subnet": "10.171.2.0/24"}]]), pm);
+    let dir = n.inst.dir.path().to_path_buf();
+    let (a, b) = (TestNetns::new("rcni-nid-a"), TestNetns::new("rcni-nid-b"));
+    let (ma, mb) = (
+        json!({"portMappings": [{"hostPort": 38176, "containerPort": 80, "protocol": "tcp"}]}),
+        json!({"portMappings": [{"hostPort": 38177, "containerPort": 80, "protocol": "tcp"}]}),
+    );
+    let ra = n.ok(false, &dir, "add", "rcni-nid", &a, ma.clone());
+    let rb = n.ok(false, &dir, "add", "rcni.nid", &b, mb.clone());
+    serve(&a.name, 80, "a");
+    serve(&b.name, 80, "b");
+    serve_peer(Some(&b.name), &format!("{}:81", ip_of(&rb, false)));
+    // a's traffic to b's subnet leaves a's network: masqueraded to the node's address on b's bridge
+    assert_eq!(
+        fetch(Some(&a.name), &format!("{}:81", ip_of(&rb, false))),
+        Some("10.171.2.1".into()),
+        "masqueraded (a's network's subnets are not b's)"
+    );
+    assert_eq!(fetch(None, "10.171.1.1:38176"), Some("a".into()));
+    assert_eq!(fetch(None, "10.171.1.1:38177"), Some("b".into()));
+    let masq = String::from_utf8_lossy(&run("nft", &["list", "table", "inet", "rcni"]).stdout).into_owned();
+    assert!(masq.contains("chain masq_rcni-nid {") && masq.contains("chain masq_rcni.nid {"), "{masq}");
+    // GC of rcni-nid with no valid attachment: a's port goes, b's stays
+    let gc = |net: &str| {
+        let conf = json!({"cniVersion": "1.1.0", "name": net, "type": "portmap", "cni.dev/valid-attachments": []});
+        // (the ADD just happened: no grace period for ADDs in progress here)
+        let mut call = rcni_tests::Call::new("GC", "", "").env("RCNI_GC_GRACE", "0");
+        call.path = dir.to_string_lossy().into_owned();
+        call.ok(&n.inst.path("portmap"), &conf.to_string());
+    };
+    gc("rcni-nid");
+    gc("rcni-nid");
+    assert_eq!(fetch(None, "10.171.1.1:38176"), None, "a's port collected");
+    assert_eq!(fetch(None, "10.171.1.1:38177"), Some("b".into()), "b's port is not rcni-nid's");
+    n.ok(false, &dir, "del", "rcni-nid", &a, ma);
+    n.ok(false, &dir, "del", "rcni.nid", &b, mb);
+    let (pmt, masq) =
+        (table("rcni_hostport"), String::from_utf8_lossy(&run("nft", &["list", "table", "inet", "rcni"]).stdout).into_owned());
+    for ip in [ip_of(&ra, false), ip_of(&rb, false)] {
+        assert!(!pmt.contains(&ip) && !masq.contains(&format!("{ip} comment")), "{ip} left: {pmt}{masq}");
+    }
+}
+
+/// A host port another live container publishes is refused (code 11, naming the holder), and the
+/// holder keeps it; the refused container's DEL leaves it too.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn portmap_refuses_a_host_port_another_container_holds() {
+    let n = Net::new();
+    n.conflist(
+        "pmheld",
+        "rcnipmh",
+        json!([[{"subnet": "10.172.0.0/24"}]]),
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
+    );
+    let dir = n.inst.dir.path().to_path_buf();
+    let (c1, c2) = (TestNetns::new("rcni-pmh-c1"), TestNetns::new("rcni-pmh-c2"));
+    let maps = json!({"portMappings": [{"hostPort": 38173, "containerPort": 80, "protocol": "tcp"}]});
+    n.ok(false, &dir, "add", "pmheld", &c1, maps.clone());
+    serve(&c1.name, 80, "c1");
+    serve(&c2.name, 80, "c2");
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()));
+    for go in [false, true] {
+        let (ok, out) = n.cnitool(go, &dir, "add", "pmheld", &c2, maps.clone());
+        assert!(!ok, "a second container got c1's port: {out}");
+        assert!(out.contains("host port 38173/tcp is published for another attachment"), "{out}");
+        assert!(out.contains(&format!("id={} if=eth0", cnitool_id(&c1.path()))), "names the holder: {out}");
+        assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()), "c1 keeps its port");
+        // what a runtime does after a failed ADD
+        n.ok(go, &dir, "del", "pmheld", &c2, maps.clone());
+        assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()), "c2's DEL leaves c1's port");
+    }
+    // the code: 11 (try again later: the port comes free with its holder's DEL)
+    let conf = json!({"cniVersion": "1.0.0", "name": "pmheld", "type": "portmap", "runtimeConfig": maps["portMappings"].clone().as_array().map(|a| json!({"portMappings": a})).unwrap(),
+        "prevResult": {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": c2.path()}], "ips": [{"address": "10.172.0.99/24", "interface": 0}]}});
+    let mut call = rcni_tests::Call::new("ADD", "pmh-direct", "eth0").netns(&c2.path());
+    call.path = dir.to_string_lossy().into_owned();
+    let e = call.err(&n.inst.path("portmap"), &conf.to_string());
+    assert_eq!(e["code"], 11, "{e}");
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c1".into()));
+    // once c1 is gone the port is c2's
+    n.ok(false, &dir, "del", "pmheld", &c1, maps.clone());
+    n.ok(false, &dir, "add", "pmheld", &c2, maps.clone());
+    assert_eq!(fetch(None, "10.172.0.1:38173"), Some("c2".into()));
+    n.ok(false, &dir, "del", "pmheld", &c2, maps);
+    assert!(!table("rcni_hostport").contains("38173"));
+}
+
+/// The packets the rules of `chain` in `inet rcni_hostport` counted.
+fn counted(chain: &str) -> u64 {
+    let out = run("nft", &["list", "chain", "inet", "rcni_hostport", chain]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("counter packets ").skip(1).filter_map(|r| r.split_whitespace().next()?.parse::<u64>().ok()).sum()
+}
+
+/// CVE-2020-8558: portmap sets route_localnet=1 on the bridge (so the node reaches published
+/// ports via 127.0.0.1); that must not let a container reach the node's loopback-only services.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn portmap_route_localnet_keeps_the_nodes_loopback_closed_to_containers() {
+    let n = Net::new();
+    n.conflist(
+        "pmlocal",
+        "rcnipml",
+        json!([[{"subnet": "10.173.0.0/24"}]]),
+        json!([{"type": "portmap", "capabilities": {"portMappings": true}}]),
+    );
+    let dir = n.inst.dir.path().to_path_buf();
+    let (c1, evil) = (TestNetns::new("rcni-pml-c1"), TestNetns::new("rcni-pml-evil"));
+    let maps = json!({"portMappings": [{"hostPort": 38174, "containerPort": 80, "protocol": "tcp"}]});
+    n.ok(false, &dir, "add", "pmlocal", &c1, maps.clone());
+    n.ok(false, &dir, "add", "pmlocal", &evil, Value::Null);
+    let localnet = std::fs::read_to_string("/proc/sys/net/ipv4/conf/rcnipml/route_localnet").unwrap();
+    assert_eq!(localnet.trim(), "1", "portmap enabled route_localnet on the bridge");
+    serve(&c1.name, 80, "c1:80");
+    // a service of the node's that listens on loopback only
+    serve_peer(None, "127.0.0.1:38175");
+    assert_eq!(fetch(None, "127.0.0.1:38175"), Some("127.0.0.1".into()), "the node reaches its own service");
+    // root in the container (CAP_NET_ADMIN here; CAP_NET_RAW suffices to send such a packet):
+    // 127.0.0.1 goes to the gateway, and replies from 127.0.0.1 (a local address here) are
+    // accepted on eth0
+    for cmd in [
+        "ip route del table local local 127.0.0.1 dev lo",
+        "ip route del table local local 127.0.0.0/8 dev lo",
+        "ip route add 127.0.0.1/32 via 10.173.0.1 dev eth0",
+        "echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet",
+        "echo 1 > /proc/sys/net/ipv4/conf/eth0/accept_local",
+    ] {
+        let out = evil.exec(&["sh", "-c", cmd]);
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let before = counted("localnet");
+    assert_eq!(fetch(Some(&evil.name), "127.0.0.1:38175"), None, "a container reaches the node's 127.0.0.1");
+    assert!(counted("localnet") > before, "the guard dropped it (not some other failure)");
+    assert_eq!(fetch(Some(&evil.name), "127.0.0.1:38174"), None, "nor a published port through the node's loopback");
+    // the node itself: 127.0.0.1:hostPort is DNATed to c1 and the reply (to the masquerade
+    // address, restored to 127.0.0.1 after the guard) comes back
+    assert_eq!(fetch(None, "127.0.0.1:38174"), Some("c1:80".into()), "the node reaches a published port via 127.0.0.1");
+    assert_eq!(fetch(Some(&evil.name), "10.173.0.1:38174"), Some("c1:80".into()), "the container still reaches the published port");
+    n.ok(false, &dir, "del", "pmlocal", &c1, maps);
+    n.ok(false, &dir, "del", "pmlocal", &evil, Value::Null);
+    assert!(table("rcni_hostport").contains("chain localnet"), "the guard stays as long as route_localnet does");
+}

@@ -155,6 +155,21 @@ mod fake_agrees_with_the_kernel {
         Owner::new(net, id, "eth0")
     }
 
+    /// portmap's setup with a refusal as a value (`Some(held)`), so kernel and fake compare it.
+    fn pm_setup(
+        c: &mut dyn Client,
+        owner: &Owner,
+        s: &Settings,
+        subnets: &[ipnet::IpNet],
+        maps: &[Mapping],
+    ) -> netkit::Result<Option<portmap::Held>> {
+        match portmap::setup(c, owner, s, subnets, maps) {
+            Ok(()) => Ok(None),
+            Err(portmap::SetupError::Held(h)) => Ok(Some(h)),
+            Err(portmap::SetupError::Nft(e)) => Err(e),
+        }
+    }
+
     #[test]
     #[ignore = "needs the netsandbox: run scripts/test"]
     fn masquerade_and_spoof_check() {
@@ -193,7 +208,7 @@ mod fake_agrees_with_the_kernel {
         let s1 = Settings::default();
         let s2 = Settings { mark_bit: 15, masq_all: true, ..Settings::default() };
         p.both("portmap ADD c1", |c| {
-            portmap::setup(
+            pm_setup(
                 c,
                 &o("pm", "c1"),
                 &s1,
@@ -201,18 +216,19 @@ mod fake_agrees_with_the_kernel {
                 &[m(6, 8080, None, "10.253.0.2", 80), m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)],
             )
         });
-        p.both("portmap ADD c2 v6", |c| {
-            portmap::setup(c, &o("pm", "c2"), &s1, &sub("fd00:253::3/64"), &[m(6, 8081, None, "fd00:253::3", 80)])
+        p.both("portmap ADD c2 v6", |c| pm_setup(c, &o("pm", "c2"), &s1, &sub("fd00:253::3/64"), &[m(6, 8081, None, "fd00:253::3", 80)]));
+        let held = p.both("portmap port held by another attachment", |c| {
+            pm_setup(c, &o("pm", "c3"), &s1, &sub("10.253.0.4/24"), &[m(6, 8080, None, "10.253.0.4", 80)])
         });
-        p.both("portmap take-over", |c| {
-            portmap::setup(c, &o("pm", "c3"), &s1, &sub("10.253.0.4/24"), &[m(6, 8080, None, "10.253.0.4", 80)])
-        });
+        assert!(held.flatten().is_some_and(|h| h.holder == o("pm", "c1").comment()), "refused on both");
         p.both("portmap new generation", |c| {
-            portmap::setup(c, &o("pm", "c4"), &s2, &sub("10.253.0.5/24"), &[m(132, 9000, None, "10.253.0.5", 9)])
+            pm_setup(c, &o("pm", "c4"), &s2, &sub("10.253.0.5/24"), &[m(132, 9000, None, "10.253.0.5", 9)])
         });
         p.both("portmap DEL c1 by hint", |c| portmap::teardown(c, &o("pm", "c1"), &s1, &[m(17, 53, Some("192.0.2.1"), "10.253.0.2", 53)]));
         p.both("portmap DEL c4 by scan", |c| portmap::teardown(c, &o("pm", "c4"), &s1, &[]));
         p.both("portmap CHECK", |c| portmap::missing(c, &o("pm", "c2"), &s1, &[m(6, 8081, None, "fd00:253::3", 80)]));
+        p.both("portmap localnet guard", portmap::localnet_guard);
+        p.both("portmap localnet guard again", portmap::localnet_guard);
         p.both("portmap GC", |c| {
             portmap::gc(c, "pm", &s1, &valid_tags("pm", &[("c2".into(), "eth0".into())])).map(|r| (r.elements, r.generations))
         });
@@ -224,6 +240,8 @@ mod fake_agrees_with_the_kernel {
         p.both("firewall ADD open", |c| firewall::setup(c, &o("fw", "c3"), "brdiff3", &[ip("10.254.2.2")], Ingress::Open));
         p.both("firewall take-over", |c| firewall::setup(c, &o("fw", "c4"), "brdiff1", &[ip("10.254.0.2")], Ingress::Isolated));
         p.both("firewall DEL by scan", |c| firewall::teardown(c, &o("fw", "c4"), &[]));
+        p.both("firewall DEL of brdiff2's last container", |c| firewall::teardown(c, &o("fw", "c2"), &[ip("10.254.1.2")]));
+        p.both("firewall ADD brdiff2 again", |c| firewall::setup(c, &o("fw", "c5"), "brdiff2", &[ip("10.254.1.5")], Ingress::Isolated));
         p.both("firewall CHECK", |c| firewall::missing(c, &o("fw", "c2"), &[ip("10.254.1.2")]));
         p.both("firewall GC", |c| firewall::gc(c, "fw", &valid_tags("fw", &[])));
     }
@@ -420,4 +438,61 @@ fn a_batch_of_thousands_of_elements_goes_through() {
     assert!(nft.commit(&bad).unwrap_err().is_not_found());
     assert!(nft.elements(Family::Inet, t, "s").unwrap().is_empty());
     run_ok("nft", &["delete", "table", "inet", t]);
+}
+
+/// The firewall's ingress policy under a race the fake plays step by step: a bridge's last
+/// container leaving while the next one joins, from two processes' sockets at once, many times.
+/// Every time, the bridge must end up isolated for the container that stays.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn firewall_isolation_survives_the_last_del_racing_the_next_add() {
+    use netkit::owner::Owner;
+    use plugins::firewall::{nftables as firewall, Ingress};
+    use rcni_tests::{in_ns, TestNetns};
+    use std::sync::{Arc, Barrier};
+    require_netsandbox();
+    let ns = TestNetns::new("rcni-nft-fwrace");
+    let (mut a, mut b, mut look) =
+        (in_ns(&ns.name, Nft::new).unwrap(), in_ns(&ns.name, Nft::new).unwrap(), in_ns(&ns.name, Nft::new).unwrap());
+    let ip = |i: usize| -> std::net::IpAddr { format!("10.174.{}.{}", i / 200, 2 + i % 200).parse().unwrap() };
+    let o = |i: usize| Owner::new("fwrace", &format!("c{i}"), "eth0");
+    firewall::setup(&mut a, &o(0), "rcnirace", &[ip(0)], Ingress::Isolated).unwrap();
+    let rounds = 1000;
+    let mut lost = Vec::new();
+    for i in 1..=rounds {
+        let go = Arc::new(Barrier::new(2));
+        let (g1, g2) = (go.clone(), go.clone());
+        let (leaving, joining) = (o(i - 1), o(i));
+        let (ip_leaving, ip_joining) = (ip(i - 1), ip(i));
+        let (ra, rb);
+        (a, b, ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(move || {
+                g1.wait();
+                let r = firewall::teardown(&mut a, &leaving, &[ip_leaving]).map(|_| ());
+                (a, r)
+            });
+            let tb = s.spawn(move || {
+                g2.wait();
+                let r = firewall::setup(&mut b, &joining, "rcnirace", &[ip_joining], Ingress::Isolated);
+                (b, r)
+            });
+            let ((a, ra), (b, rb)) = (ta.join().unwrap(), tb.join().unwrap());
+            (a, b, ra, rb)
+        });
+        ra.unwrap_or_else(|e| panic!("round {i}: DEL: {e}"));
+        rb.unwrap_or_else(|e| panic!("round {i}: ADD: {e}"));
+        let isolation = look.rules(Family::Inet, firewall::TABLE, "isolation").unwrap();
+        let dispatched = isolation.iter().any(|r| r.comment.as_deref() == Some("rcni isolation br=rcnirace"));
+        let listed = look.elements(Family::Inet, firewall::TABLE, "iso_br").unwrap().iter().any(|e| e.key.starts_with(b"rcnirace\0"));
+        if !(dispatched && listed) {
+            lost.push(i);
+            // put it back for the next round
+            firewall::teardown(&mut look, &o(i), &[]).unwrap();
+            firewall::setup(&mut look, &o(i), "rcnirace", &[ip(i)], Ingress::Isolated).unwrap();
+        }
+    }
+    assert!(lost.is_empty(), "{} of {rounds} rounds left the joining container without its ingress policy: {lost:?}", lost.len());
+    firewall::teardown(&mut look, &o(rounds), &[]).unwrap();
+    let shown = run_ok("ip", &["netns", "exec", &ns.name, "nft", "list", "table", "inet", firewall::TABLE]);
+    assert!(!shown.contains("rcnirace"), "the last container took the policy with it: {shown}");
 }

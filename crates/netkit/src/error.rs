@@ -46,6 +46,11 @@ impl Error {
         self.errno() == Some(libc::EEXIST)
     }
 
+    /// The thing is still in use (EBUSY), e.g. deleting an nftables chain something jumps to.
+    pub fn is_busy(&self) -> bool {
+        self.errno() == Some(libc::EBUSY)
+    }
+
     /// Not permitted (EACCES), e.g. reading a write-only sysctl such as `net.ipv4.route.flush`.
     pub fn is_permission_denied(&self) -> bool {
         self.errno() == Some(libc::EACCES)

@@ -9,7 +9,7 @@
 
 use crate::error::Result;
 use crate::nft::{ip_bytes, m, BaseChain, Batch, Client, Element, ElementInfo, Expr, Family, HookPoint, SetSpec, Verdict};
-use crate::owner::{is_stale, network_id, Owner};
+use crate::owner::{is_stale, legacy_network_id, network_id, Owner};
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -20,6 +20,16 @@ const FAM: Family = Family::Inet;
 
 fn sets(n: &str) -> [(String, bool); 2] {
     [(format!("m4_{n}"), false), (format!("m6_{n}"), true)]
+}
+
+/// The address sets of `network` to search for its attachments' elements: today's, then those of
+/// the naming before ids were injective (see [`legacy_network_id`]), when it differs.
+fn all_sets(network: &str) -> Vec<(String, bool)> {
+    let mut v = sets(&network_id(network)).to_vec();
+    if let Some(old) = legacy_network_id(network) {
+        v.extend(sets(&old));
+    }
+    v
 }
 
 fn elements(owner: &Owner, addrs: &[IpNet]) -> (Vec<Element>, Vec<Element>, Vec<Element>, Vec<Element>) {
@@ -136,7 +146,9 @@ fn present(nft: &mut dyn Client, set: &str, ips: &[IpAddr]) -> Result<Vec<Elemen
 pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<bool> {
     let n = network_id(&owner.network);
     let mut b = Batch::new();
-    for (set, v6) in sets(&n) {
+    // with a hint, today's sets (an attachment made before an upgrade is found by the scan)
+    let scan = if hint.is_empty() { all_sets(&owner.network) } else { sets(&n).to_vec() };
+    for (set, v6) in scan {
         let wanted: Vec<IpAddr> = hint.iter().copied().filter(|a| a.is_ipv6() == v6).collect();
         let candidates = if hint.is_empty() { nft.elements(FAM, TABLE, &set)? } else { present(nft, &set, &wanted)? };
         let mine: Vec<Element> = candidates.into_iter().filter(|e| owner.owns(e.comment.as_deref())).map(|e| Element::key(e.key)).collect();
@@ -156,10 +168,9 @@ pub fn teardown(nft: &mut dyn Client, owner: &Owner, hint: &[IpAddr]) -> Result<
 /// GC: removes the set elements of `network` whose owner's tag is not in `valid_tags`, in one
 /// batch. Returns how many were removed.
 pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> Result<usize> {
-    let n = network_id(network);
     let mut b = Batch::new();
     let mut count = 0;
-    for (set, _) in sets(&n) {
+    for (set, _) in all_sets(network) {
         let stale: Vec<Element> = nft
             .elements(FAM, TABLE, &set)?
             .into_iter()
@@ -175,9 +186,8 @@ pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> 
 
 /// The addresses an owner has masqueraded (for CHECK).
 pub fn owned_addresses(nft: &mut dyn Client, owner: &Owner) -> Result<Vec<Vec<u8>>> {
-    let n = network_id(&owner.network);
     let mut out = Vec::new();
-    for (set, _) in sets(&n) {
+    for (set, _) in all_sets(&owner.network) {
         out.extend(nft.elements(FAM, TABLE, &set)?.into_iter().filter(|e| owner.owns(e.comment.as_deref())).map(|e| e.key));
     }
     Ok(out)
@@ -345,14 +355,72 @@ add element inet rcni d6_net1 {{ fd00:1::/64 }}
     }
 
     #[test]
+    fn networks_whose_names_differ_in_separators_stay_apart() {
+        let mut f = FakeNft::new();
+        let nets = [("a-b", "10.5.1.2/24"), ("a.b", "10.5.2.2/24"), ("a_b", "10.5.3.2/24")];
+        for (name, addr) in nets {
+            setup(&mut f, &Owner::new(name, "c1", "eth0"), &[net(addr)]).unwrap();
+            setup(&mut f, &Owner::new(name, "c2", "eth0"), &[net(&addr.replace(".2/", ".3/"))]).unwrap();
+        }
+        let ids: HashSet<String> = nets.iter().map(|(n, _)| network_id(n)).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(f.chains(FAM, TABLE).len(), 4, "postrouting and one chain per network: {:?}", f.chains(FAM, TABLE));
+        for (name, addr) in nets {
+            let sub: IpNet = net(addr).trunc();
+            assert_eq!(elems(&f, &format!("d4_{}", network_id(name))), [sub.to_string()], "{name}: only its own subnet");
+            assert_eq!(elems(&f, &format!("m4_{}", network_id(name))).len(), 2, "{name}");
+        }
+        // GC of one network takes its elements only
+        assert_eq!(gc(&mut f, "a-b", &HashSet::new()).unwrap(), 2);
+        assert!(elems(&f, &format!("m4_{}", network_id("a-b"))).is_empty());
+        for other in ["a.b", "a_b"] {
+            assert_eq!(elems(&f, &format!("m4_{}", network_id(other))).len(), 2, "{other} keeps its elements");
+        }
+        assert!(teardown(&mut f, &Owner::new("a.b", "c1", "eth0"), &[]).unwrap());
+        assert_eq!(owned_addresses(&mut f, &Owner::new("a_b", "c1", "eth0")).unwrap(), [vec![10, 5, 3, 2]]);
+    }
+
+    #[test]
+    fn attachments_made_under_the_earlier_naming_are_found() {
+        // before ids were injective, a-b and a.b shared the objects named a_b
+        let mut f = FakeNft::new();
+        let (old_ab, old_adotb) = (Owner::new("a-b", "c1", "eth0"), Owner::new("a.b", "c2", "eth0"));
+        for (o, addr) in [(&old_ab, "10.6.1.2/24"), (&old_adotb, "10.6.2.2/24")] {
+            let mut b = Batch::new();
+            network_batch("a_b", &o.network, &mut b);
+            element_batch("a_b", o, &[net(addr)], &mut b);
+            let _ = f.commit(&b); // the second network's chain exists already
+            let mut b = Batch::new();
+            element_batch("a_b", o, &[net(addr)], &mut b);
+            let _ = f.commit(&b);
+        }
+        assert_eq!(elems(&f, "m4_a_b").len(), 2);
+        // after the upgrade: new attachments go to the networks' own objects
+        let new_ab = Owner::new("a-b", "c3", "eth0");
+        setup(&mut f, &new_ab, &[net("10.6.1.3/24")]).unwrap();
+        assert_eq!(elems(&f, "m4_a-b").len(), 1);
+        // CHECK, DEL (prevResult's address: not in today's set, so a scan) and GC find the old ones
+        assert_eq!(owned_addresses(&mut f, &old_ab).unwrap(), [vec![10, 6, 1, 2]]);
+        assert!(teardown(&mut f, &old_ab, &[ip("10.6.1.2")]).unwrap());
+        assert_eq!(elems(&f, "m4_a_b").len(), 1, "a.b's old element stays");
+        assert_eq!(elems(&f, "m4_a-b").len(), 1, "the new attachment stays");
+        assert_eq!(gc(&mut f, "a.b", &HashSet::new()).unwrap(), 1);
+        assert!(elems(&f, "m4_a_b").is_empty());
+        assert_eq!(elems(&f, "m4_a-b").len(), 1, "another network's GC");
+        // a network whose name was always its id (a_b) is not scanned twice
+        setup(&mut f, &Owner::new("a_b", "c4", "eth0"), &[net("10.6.3.2/24")]).unwrap();
+        assert_eq!(gc(&mut f, "a_b", &HashSet::new()).unwrap(), 1);
+    }
+
+    #[test]
     fn network_names_become_object_names() {
         let mut f = FakeNft::new();
         setup(&mut f, &Owner::new("my-net.1", "c1", "eth0"), &[net("10.3.0.2/24")]).unwrap();
-        assert!(f.chains(FAM, TABLE).contains(&"masq_my_net_1".to_string()));
+        assert!(f.chains(FAM, TABLE).contains(&"masq_my-net.1".to_string()), "{:?}", f.chains(FAM, TABLE));
         let long = "n".repeat(60);
         setup(&mut f, &Owner::new(&long, "c1", "eth0"), &[net("10.4.0.2/24")]).unwrap();
         let id = network_id(&long);
-        assert_eq!(id.len(), 16);
+        assert!(id.len() <= 20, "{id}");
         assert_eq!(elems(&f, &format!("m4_{id}")).len(), 1);
     }
 }

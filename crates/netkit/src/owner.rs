@@ -75,15 +75,43 @@ pub fn is_stale(comment: Option<&str>, network: &str, valid_tags: &HashSet<Strin
     comment.and_then(parse_comment).is_some_and(|(tag, net)| net == network && !valid_tags.contains(tag))
 }
 
-/// A name usable inside nftables object names for a network: the network name itself when it is
-/// short and plain, else a hash of it.
+/// The longest network name used verbatim in object names (rcni's longest object name is then
+/// `hp_` + 48 + `_` + 8 = 60 bytes, well within nftables' 255).
+const PLAIN_MAX: usize = 48;
+
+fn hex16(input: &str) -> String {
+    Sha512::digest(input.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A name usable inside nftables object names for a network, distinct for distinct networks:
+/// a valid network name (an ASCII letter or digit, then letters, digits, `_`, `.`, `-`; what
+/// libcni accepts) of at most 48 bytes is its own id, verbatim; any other name is `_` and 16 hex
+/// digits of SHA-512 of it, which no verbatim id can be (those start with a letter or digit).
+/// nft's syntax takes these characters in names, so `nft list ruleset` stays readable.
 pub fn network_id(network: &str) -> String {
-    if network.len() <= 48 && network.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
+    let mut chars = network.chars();
+    let plain = network.len() <= PLAIN_MAX
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if plain {
+        network.to_string()
+    } else {
+        format!("_{}", hex16(network))
+    }
+}
+
+/// The id rcni gave `network` before [`network_id`] became injective (it folded `.` and `-` into
+/// `_`, so `a-b`, `a.b` and `a_b` shared objects, and hashed long names without a marker), when
+/// that differs from today's: DEL, CHECK and GC also look there for the elements of attachments
+/// made before an upgrade. Objects of that naming may be shared by several networks, so only
+/// owner-matched elements are ever taken from them.
+pub fn legacy_network_id(network: &str) -> Option<String> {
+    let old = if network.len() <= PLAIN_MAX && network.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
         network.replace(['.', '-'], "_")
     } else {
-        let d = Sha512::digest(network.as_bytes());
-        d[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()
-    }
+        hex16(network)
+    };
+    (old != network_id(network)).then_some(old)
 }
 
 /// A name as the reference plugins derive them (Go's `utils.FormatHashWithPrefix`): `prefix`
@@ -135,8 +163,45 @@ mod tests {
 
     #[test]
     fn network_ids() {
-        assert_eq!(network_id("cni-net.1"), "cni_net_1");
-        assert_eq!(network_id(&"x".repeat(60)).len(), 16);
+        assert_eq!(network_id("cni-net.1"), "cni-net.1", "a valid network name is its own id");
+        assert_eq!(network_id("mynet"), "mynet");
+        assert!(network_id(&"x".repeat(60)).len() <= 20);
+        assert_eq!(legacy_network_id("cni-net.1").as_deref(), Some("cni_net_1"), "the naming before ids were injective");
+        assert_eq!(legacy_network_id("mynet"), None, "unchanged");
+        assert_eq!(legacy_network_id("a_b"), None);
+        assert_eq!(legacy_network_id(&"x".repeat(60)).map(|s| s.len()), Some(16));
+    }
+
+    #[test]
+    fn network_ids_are_injective() {
+        let long = "x".repeat(60);
+        let longer = "x".repeat(61);
+        let hashed = network_id(&long);
+        // names that an id scheme could fold together: separators, case, a name spelled like
+        // another name's hashed id, names around the length limit
+        let names = [
+            "a-b",
+            "a.b",
+            "a_b",
+            "ab",
+            "a__b",
+            "a-_b",
+            "A-b",
+            long.as_str(),
+            longer.as_str(),
+            hashed.as_str(),
+            hashed.trim_start_matches('_'),
+            &"y".repeat(48),
+            &"y".repeat(49),
+        ];
+        let distinct: HashSet<&str> = names.iter().copied().collect();
+        let ids: HashSet<String> = distinct.iter().map(|n| network_id(n)).collect();
+        assert_eq!(ids.len(), distinct.len(), "{:?}", names.iter().map(|n| (n, network_id(n))).collect::<Vec<_>>());
+        for n in names {
+            let id = network_id(n);
+            assert!(!id.is_empty() && id.len() <= 48, "{n}: {id}");
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')), "{n}: {id}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! portmap's nftables layout: host port publishing in rcni's own table `inet rcni_hostport`.
 //!
-//! Per network `N` and settings generation `G` (a hash of the network-wide settings: snat,
-//! masqAll, mark bit, conditions):
+//! Per network `N` (its name, or a hash of it: [`network_id`]) and settings generation `G` (a
+//! hash of the network-wide settings: snat, masqAll, mark bit, conditions):
 //! - maps `w4_N_G`/`w6_N_G` (`l4proto . dport → address . port`) for mappings without a host IP
 //!   and `h4_N_G`/`h6_N_G` (`daddr . l4proto . dport → address . port`) for those with one; every
 //!   element is commented with its owner;
@@ -12,9 +12,13 @@
 //!   (`fib daddr type local`), after the network's conditions; `postrouting` (nat, srcnat)
 //!   masquerades marked packets.
 //!
+//! Once per table, base chain `localnet` (filter, prerouting, before DNAT) keeps 127.0.0.0/8 off
+//! every interface but `lo`, which `route_localnet=1` would let in ([`localnet_guard`]).
+//!
 //! A container's ADD adds map elements only, so it never rebuilds or slows down with the rules
-//! of other containers; DEL removes exactly the elements its owner has. A changed network
-//! setting makes a new generation next to the old one, whose attachments keep working.
+//! of other containers; a host port another attachment holds is refused ([`Held`]). DEL removes
+//! exactly the elements its owner has. A changed network setting makes a new generation next to
+//! the old one, whose attachments keep working.
 //! GC removes the network's elements of attachments that are not valid, and old generations once
 //! they are empty.
 
@@ -23,7 +27,7 @@ use netkit::nft::{
     datatype, ip_bytes, m, BaseChain, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, HookPoint, MetaKind, PayloadBase, SetSpec,
     Verdict,
 };
-use netkit::owner::{hashed_name, is_stale, network_id, Owner};
+use netkit::owner::{hashed_name, is_stale, legacy_network_id, network_id, Owner};
 use netkit::Result;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -252,63 +256,161 @@ fn element_batch(b: &mut Batch, n: &str, g: &str, owner: &Owner, subnets: &[IpNe
     }
 }
 
-/// Publishes `maps` for `owner`. `subnets` are the container's networks (for hairpin
-/// masquerade). An element of another owner with the same host port, protocol and host IP (a
-/// leak after a crash, or a conflict the runtime did not catch) is taken over: the last ADD wins.
-/// Returns the owners whose mappings were taken over.
-pub fn setup(nft: &mut dyn Client, owner: &Owner, s: &Settings, subnets: &[IpNet], maps: &[Mapping]) -> Result<Vec<String>> {
-    if maps.is_empty() {
-        return Ok(Vec::new());
+/// The base chain that keeps loopback addresses off the other interfaces (see
+/// [`localnet_guard`]).
+pub const LOCALNET_CHAIN: &str = "localnet";
+
+/// The guard that makes `route_localnet=1` safe (CVE-2020-8558): portmap sets it on a bridge so
+/// the node can reach a published port via 127.0.0.1 (the connection is DNATed to the container
+/// and masqueraded; the container's replies come back to the masquerade address and are restored
+/// to 127.0.0.1 by conntrack). Without a guard, the setting also lets a container send packets to
+/// 127.0.0.0/8 (or from it) through the bridge, reaching the node's loopback-only services.
+///
+/// Base chain `localnet` (filter, prerouting, priority -150: after conntrack, before DNAT)
+/// drops IPv4 packets whose destination or source is in 127.0.0.0/8 arriving on any interface
+/// but `lo`, so they are judged as they arrived: the replies above still carry the masquerade
+/// address there, and a packet that some rule DNATs to 127.0.0.1 arrives with another address.
+/// This is the kernel's martian check that `route_localnet` turns off, restored for everything
+/// but NAT. (kube-proxy's rule for the same CVE sits after NAT, in filter INPUT, and so has to
+/// let conntrack-established and DNATed packets through.) Created once, with its rules, and kept,
+/// as `route_localnet` is.
+pub fn localnet_guard(nft: &mut dyn Client) -> Result<()> {
+    if !nft.rules(FAM, TABLE, LOCALNET_CHAIN)?.is_empty() {
+        return Ok(());
     }
-    let (n, g) = (network_id(&owner.network), s.generation());
-    let mut fast = Batch::new();
-    element_batch(&mut fast, &n, &g, owner, subnets, maps);
-    match nft.commit(&fast) {
-        Ok(()) => return Ok(Vec::new()),
-        Err(e) if e.is_not_found() => {
-            let mut full = Batch::new();
-            network_batch(&mut full, &owner.network, &n, &g, s);
-            element_batch(&mut full, &n, &g, owner, subnets, maps);
-            match nft.commit(&full) {
-                Ok(()) => return Ok(Vec::new()),
-                Err(e) if e.is_exists() => {} // set up concurrently, or a key is taken
-                Err(e) => return Err(e),
-            }
-        }
-        Err(e) if e.is_exists() => {}
-        Err(e) => return Err(e),
-    }
-    // some key exists: keep ours, replace other owners'
+    let pre = BaseChain { kind: "filter", hook: HookPoint::Prerouting, priority: -150, accept: true };
     let mut b = Batch::new();
-    let mut taken = Vec::new();
-    for (set, v6) in subnet_sets(&n) {
-        let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
-        b.add_elements(FAM, TABLE, &set, &els);
+    // exclusive: the chain exists with its rules or not at all
+    b.add_table(FAM, TABLE).create_chain(FAM, TABLE, LOCALNET_CHAIN, Some(&pre));
+    for src in [false, true] {
+        let mut r = m::addr_in_prefix(src, "127.0.0.0/8".parse().expect("constant"), false);
+        r.extend(m::ifname(true, "lo", true));
+        r.extend([Expr::Counter, Expr::Verdict(Verdict::Drop)]);
+        let what = if src { "source" } else { "destination" };
+        let comment = format!("rcni portmap: loopback {what} from another interface (route_localnet guard, CVE-2020-8558)");
+        b.add_rule(FAM, TABLE, LOCALNET_CHAIN, &r, Some(&comment));
     }
-    for mp in maps {
-        let map = mp.map(&n, &g);
-        match nft.get_element(FAM, TABLE, &map, &mp.key())? {
-            Some(e) if owner.owns(e.comment.as_deref()) => {
-                // ours already, perhaps to another destination: replace
-                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
-            }
-            Some(e) => {
-                taken.push(e.comment.unwrap_or_default());
-                b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
-            }
-            None => {}
-        }
-        b.create_elements(FAM, TABLE, &map, &[mp.element(owner)]);
+    match nft.commit(&b) {
+        Err(e) if e.is_exists() => Ok(()), // made concurrently
+        r => r,
     }
-    nft.commit(&b)?;
-    Ok(taken)
 }
 
-fn network_maps(nft: &mut dyn Client, n: &str) -> Result<Vec<String>> {
+/// A host port another attachment publishes: [`setup`] refuses it and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The mapping asked for.
+    pub mapping: Mapping,
+    /// The holder's owner comment (`rcni:<tag> net=… id=… if=…`).
+    pub holder: String,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = &self.mapping;
+        let proto = match m.proto {
+            6 => "tcp",
+            17 => "udp",
+            _ => "sctp",
+        };
+        write!(f, "host port {}/{proto}", m.host_port)?;
+        if let Some(ip) = m.host_ip {
+            write!(f, " on {ip}")?;
+        }
+        // the comment without its tag: "net=… id=… if=…"
+        let who = self.holder.split_once(' ').map_or(self.holder.as_str(), |(_, rest)| rest);
+        write!(f, " is published for another attachment ({who})")
+    }
+}
+
+/// Why [`setup`] published nothing.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A port is held by another attachment.
+    Held(Held),
+    Nft(netkit::Error),
+}
+
+impl From<netkit::Error> for SetupError {
+    fn from(e: netkit::Error) -> Self {
+        SetupError::Nft(e)
+    }
+}
+
+/// How often [`setup`] starts over when another writer changed the maps between its read and
+/// its commit.
+const ATTEMPTS: usize = 4;
+
+/// Publishes `maps` for `owner`, all or none. `subnets` are the container's networks (for
+/// hairpin masquerade). A host port (same protocol, port and host IP or none) that another
+/// attachment publishes is refused ([`SetupError::Held`]): taking it would cut a live container
+/// off (and there is no telling a live one from a leak); a leak is released by its attachment's
+/// DEL or by GC. The owner's own element (a repeated ADD) is replaced.
+pub fn setup(
+    nft: &mut dyn Client,
+    owner: &Owner,
+    s: &Settings,
+    subnets: &[IpNet],
+    maps: &[Mapping],
+) -> std::result::Result<(), SetupError> {
+    if maps.is_empty() {
+        return Ok(());
+    }
+    let (n, g) = (network_id(&owner.network), s.generation());
+    let retry = |e: &netkit::Error| e.is_exists() || e.is_not_found();
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let mut fast = Batch::new();
+        element_batch(&mut fast, &n, &g, owner, subnets, maps);
+        match nft.commit(&fast) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_not_found() => {
+                let mut full = Batch::new();
+                network_batch(&mut full, &owner.network, &n, &g, s);
+                element_batch(&mut full, &n, &g, owner, subnets, maps);
+                match nft.commit(&full) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e.is_exists() => {} // set up concurrently, or a key is taken
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) if e.is_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+        // some key exists: ours is replaced, another owner's refused
+        let mut b = Batch::new();
+        for (set, v6) in subnet_sets(&n) {
+            let els: Vec<Element> = subnets.iter().filter(|s| s.addr().is_ipv6() == v6).map(|s| Element::prefix(s.trunc())).collect();
+            b.add_elements(FAM, TABLE, &set, &els);
+        }
+        for mp in maps {
+            let map = mp.map(&n, &g);
+            match nft.get_element(FAM, TABLE, &map, &mp.key())? {
+                Some(e) if owner.owns(e.comment.as_deref()) => {
+                    b.delete_elements(FAM, TABLE, &map, &[Element::key(e.key)]);
+                }
+                Some(e) => return Err(SetupError::Held(Held { mapping: mp.clone(), holder: e.comment.unwrap_or_default() })),
+                None => {}
+            }
+            b.create_elements(FAM, TABLE, &map, &[mp.element(owner)]);
+        }
+        match nft.commit(&b) {
+            Ok(()) => return Ok(()),
+            // changed since we looked (a concurrent ADD, DEL or GC): look again
+            Err(e) if retry(&e) => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.expect("a failed attempt").into())
+}
+
+/// The maps where `network`'s attachments may have elements: its own, then those of the naming
+/// before network ids were injective (shared by the networks that naming folded together, so
+/// only owner-matched elements are taken from them).
+fn all_network_maps(nft: &mut dyn Client, network: &str) -> Result<Vec<String>> {
+    let (n, old) = (network_id(network), legacy_network_id(network));
     let mut v = nft.sets(FAM, TABLE)?;
-    v.retain(|s| {
-        ["h4_", "w4_", "h6_", "w6_"].iter().any(|p| s.strip_prefix(p).and_then(|r| r.strip_prefix(n)).is_some_and(|r| r.starts_with('_')))
-    });
+    v.retain(|s| map_generation(s, &n).is_some() || old.as_deref().is_some_and(|o| map_generation(s, o).is_some()));
     Ok(v)
 }
 
@@ -327,7 +429,7 @@ pub fn teardown(nft: &mut dyn Client, owner: &Owner, s: &Settings, hint: &[Mappi
         }
     }
     if b.is_empty() {
-        for map in network_maps(nft, &n)? {
+        for map in all_network_maps(nft, &owner.network)? {
             let mine: Vec<Element> = nft
                 .elements(FAM, TABLE, &map)?
                 .into_iter()
@@ -371,19 +473,34 @@ pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &
     let mut report = GcReport::default();
     // generation → whether some element stays
     let mut gens: Vec<(String, bool)> = Vec::new();
-    for map in nft.sets(FAM, TABLE)? {
-        let Some(g) = map_generation(&map, &n) else { continue };
+    let all_sets = nft.sets(FAM, TABLE)?;
+    for map in &all_sets {
+        let Some(g) = map_generation(map, &n) else { continue };
         let (stale, kept): (Vec<ElementInfo>, Vec<ElementInfo>) =
-            nft.elements(FAM, TABLE, &map)?.into_iter().partition(|e| is_stale(e.comment.as_deref(), network, valid_tags));
+            nft.elements(FAM, TABLE, map)?.into_iter().partition(|e| is_stale(e.comment.as_deref(), network, valid_tags));
         report.elements += stale.len();
         let stale: Vec<Element> = stale.into_iter().map(|e| Element::key(e.key)).collect();
-        b.delete_elements(FAM, TABLE, &map, &stale);
+        b.delete_elements(FAM, TABLE, map, &stale);
         match gens.iter_mut().find(|(x, _)| x == g) {
             Some((_, k)) => *k |= !kept.is_empty(),
             None => gens.push((g.to_string(), !kept.is_empty())),
         }
     }
     let old: Vec<String> = gens.into_iter().filter(|(g, kept)| *g != cur && !kept).map(|(g, _)| g).collect();
+    // maps of the naming before ids were injective: their stale elements go; the maps and chains
+    // stay (several networks may share them; emptied, they match nothing)
+    if let Some(legacy) = legacy_network_id(network) {
+        for map in all_sets.iter().filter(|s| map_generation(s, &legacy).is_some()) {
+            let stale: Vec<Element> = nft
+                .elements(FAM, TABLE, map)?
+                .into_iter()
+                .filter(|e| is_stale(e.comment.as_deref(), network, valid_tags))
+                .map(|e| Element::key(e.key))
+                .collect();
+            report.elements += stale.len();
+            b.delete_elements(FAM, TABLE, map, &stale);
+        }
+    }
     nft.commit(&b)?;
     let mut b = Batch::new();
     if !old.is_empty() {
@@ -412,10 +529,19 @@ pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &
 /// The mappings of `maps` that are not published for `owner` (for CHECK).
 pub fn missing(nft: &mut dyn Client, owner: &Owner, s: &Settings, maps: &[Mapping]) -> Result<Vec<Mapping>> {
     let (n, g) = (network_id(&owner.network), s.generation());
+    let legacy = legacy_network_id(&owner.network);
     let mut out = Vec::new();
     for mp in maps {
-        let e: Option<ElementInfo> = nft.get_element(FAM, TABLE, &mp.map(&n, &g), &mp.key())?;
-        if !e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
+        let mut found = false;
+        // today's map, then (an attachment made before an upgrade) the earlier naming's
+        for id in std::iter::once(&n).chain(legacy.as_ref()) {
+            let e: Option<ElementInfo> = nft.get_element(FAM, TABLE, &mp.map(id, &g), &mp.key())?;
+            if e.is_some_and(|e| owner.owns(e.comment.as_deref())) {
+                found = true;
+                break;
+            }
+        }
+        if !found {
             out.push(mp.clone());
         }
     }
@@ -445,6 +571,36 @@ mod tests {
         assert_eq!(map_generation("w4_net_b_0123abcd", "net"), None, "network net_b");
         assert_eq!(map_generation("s4_net", "net"), None);
         assert_eq!(map_generation("w4_net_0123abcd", "ne"), None);
+        assert_eq!(map_generation("w4_a-b_0123abcd", "a-b"), Some("0123abcd"));
+    }
+
+    #[test]
+    fn attachments_made_under_the_earlier_naming_are_found() {
+        use netkit::nft::FakeNft;
+        // before ids were injective, a-b's and a.b's mappings shared the objects named a_b
+        let mut f = FakeNft::new();
+        let s = Settings::default();
+        let g = s.generation();
+        let mp = |port: u16, dest: &str| Mapping { proto: 6, host_port: port, host_ip: None, dest: dest.parse().unwrap(), dest_port: 80 };
+        let (old_ab, old_adotb) = (Owner::new("a-b", "c1", "eth0"), Owner::new("a.b", "c2", "eth0"));
+        let mut b = Batch::new();
+        network_batch(&mut b, "a-b", "a_b", &g, &s);
+        element_batch(&mut b, "a_b", &g, &old_ab, &["10.6.1.2/24".parse().unwrap()], &[mp(8080, "10.6.1.2")]);
+        element_batch(&mut b, "a_b", &g, &old_adotb, &["10.6.2.2/24".parse().unwrap()], &[mp(8081, "10.6.2.2")]);
+        f.commit(&b).unwrap();
+        let old_map = format!("w4_a_b_{g}");
+        // after the upgrade
+        let new_ab = Owner::new("a-b", "c3", "eth0");
+        setup(&mut f, &new_ab, &s, &["10.6.1.3/24".parse().unwrap()], &[mp(8082, "10.6.1.3")]).unwrap();
+        assert_eq!(f.element_texts(FAM, TABLE, &format!("w4_a-b_{g}")).len(), 1, "new attachments go to the network's own map");
+        assert!(missing(&mut f, &old_ab, &s, &[mp(8080, "10.6.1.2")]).unwrap().is_empty(), "CHECK finds the old mapping");
+        assert!(teardown(&mut f, &old_ab, &s, &[mp(8080, "10.6.1.2")]).unwrap(), "DEL by hint falls back to a scan");
+        assert_eq!(f.element_texts(FAM, TABLE, &old_map).len(), 1, "a.b's old mapping stays");
+        let report = gc(&mut f, "a.b", &s, &HashSet::new()).unwrap();
+        assert_eq!((report.elements, report.generations.len()), (1, 0));
+        assert!(f.element_texts(FAM, TABLE, &old_map).is_empty());
+        assert_eq!(f.element_texts(FAM, TABLE, &format!("w4_a-b_{g}")).len(), 1, "another network's GC");
+        assert_eq!(gc(&mut f, "a-b", &s, &HashSet::new()).unwrap().elements, 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! take-over of a leaked mapping, GC of stale owners and old settings generations, networks
 //! side by side. `tests/tests/meta.rs` proves the kernel agrees (real traffic).
 
-use super::layout::{gc, missing, setup, teardown, Cond, Mapping, Settings, TABLE};
+use super::layout::{gc, missing, setup, teardown, Cond, Held, Mapping, Settings, SetupError, TABLE};
 use netkit::nft::{FakeNft, Family};
 use netkit::owner::{valid_tags, Owner};
 use std::collections::HashSet;
@@ -38,7 +38,7 @@ fn first_add_writes_the_network_then_each_container_only_its_elements() {
     let mut f = FakeNft::new();
     let s = Settings::default();
     let c1 = owner("net1", "c1");
-    let taken = setup(
+    setup(
         &mut f,
         &c1,
         &s,
@@ -46,7 +46,6 @@ fn first_add_writes_the_network_then_each_container_only_its_elements() {
         &[mapping(6, 8080, None, "10.1.0.2", 80), mapping(17, 53, Some("192.0.2.1"), "10.1.0.2", 5353)],
     )
     .unwrap();
-    assert!(taken.is_empty());
     let g = &generation(&f, "net1")[0];
     let c = c1.comment();
     let want = format!(
@@ -93,7 +92,7 @@ create element inet rcni_hostport h4_net1_{g} {{ 192.0.2.1 . udp . 53 : 10.1.0.2
         )
     );
     assert_eq!(f.log().len(), 2);
-    assert!(setup(&mut f, &c2, &s, &subnet("10.1.0.3/24"), &[]).unwrap().is_empty(), "no mappings, nothing to do");
+    setup(&mut f, &c2, &s, &subnet("10.1.0.3/24"), &[]).unwrap();
     assert_eq!(f.log().len(), 2);
 }
 
@@ -159,24 +158,57 @@ fn del_removes_the_owners_mappings_in_every_generation() {
 }
 
 #[test]
-fn a_host_port_leaked_by_another_owner_is_taken_over() {
+fn a_host_port_another_attachment_holds_is_refused() {
     let mut f = FakeNft::new();
     let s = Settings::default();
-    let old = owner("net1", "crashed");
-    setup(&mut f, &old, &s, &subnet("10.1.0.2/24"), &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap();
-    let new = owner("net1", "c2");
-    let taken = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 8000)]).unwrap();
-    assert_eq!(taken, [old.comment()]);
+    let live = owner("net1", "live");
+    let m80 = mapping(6, 8080, None, "10.1.0.2", 80);
+    setup(&mut f, &live, &s, &subnet("10.1.0.2/24"), &[m80.clone(), mapping(6, 8443, Some("192.0.2.1"), "10.1.0.2", 443)]).unwrap();
     let g = generation(&f, "net1").remove(0);
+    let before = f.ruleset();
+    // another container asks for 8080/tcp (and a free port): refused, nothing changes
+    let new = owner("net1", "c2");
+    let r = setup(
+        &mut f,
+        &new,
+        &s,
+        &subnet("10.1.0.7/24"),
+        &[mapping(6, 9000, None, "10.1.0.7", 90), mapping(6, 8080, None, "10.1.0.7", 8000)],
+    );
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h, Held { mapping: mapping(6, 8080, None, "10.1.0.7", 8000), holder: live.comment() });
+    assert_eq!(h.to_string(), "host port 8080/tcp is published for another attachment (net=net1 id=live if=eth0)");
+    assert_eq!(f.ruleset(), before, "the live container keeps its port; nothing of the refused ADD is left");
+    assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.2 . 80 comment \"{}\"", live.comment())]);
+    // the same for a hostIP mapping; a wildcard mapping of that port is another scope
+    let r = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8443, Some("192.0.2.1"), "10.1.0.7", 443)]);
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h.to_string(), "host port 8443/tcp on 192.0.2.1 is published for another attachment (net=net1 id=live if=eth0)");
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8443, None, "10.1.0.7", 443)]).unwrap();
+    // the refused container's DEL (as a runtime sends after a failed ADD) leaves the holder's
+    assert!(teardown(&mut f, &new, &s, std::slice::from_ref(&m80)).unwrap());
+    assert_eq!(missing(&mut f, &live, &s, std::slice::from_ref(&m80)).unwrap(), [], "CHECK of the holder passes");
+    // once the holder's DEL (or a GC) released it, the port is free
+    assert!(teardown(&mut f, &live, &s, &[]).unwrap());
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 8000)]).unwrap();
     assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.7 . 8000 comment \"{}\"", new.comment())]);
-    // the old owner's DEL no longer finds it
-    assert!(!teardown(&mut f, &old, &s, &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap());
-    assert_eq!(els(&f, &format!("w4_net1_{g}")).len(), 1);
-    // the same owner again, to another destination: replaced, nothing reported
-    let taken = setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 9000)]).unwrap();
-    assert!(taken.is_empty());
+    // the same owner again, to another destination: replaced
+    setup(&mut f, &new, &s, &subnet("10.1.0.7/24"), &[mapping(6, 8080, None, "10.1.0.7", 9000)]).unwrap();
     assert_eq!(els(&f, &format!("w4_net1_{g}")), [format!("tcp . 8080 : 10.1.0.7 . 9000 comment \"{}\"", new.comment())]);
-    assert_eq!(missing(&mut f, &old, &s, &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap().len(), 1, "CHECK of the old owner fails");
+}
+
+#[test]
+fn of_two_adds_racing_for_a_port_one_wins() {
+    let mut f = FakeNft::new();
+    let s = Settings::default();
+    setup(&mut f, &owner("net1", "first"), &s, &subnet("10.1.0.2/24"), &[mapping(6, 81, None, "10.1.0.2", 81)]).unwrap();
+    // c2's ADD of port 80 commits between c1's attempt and its look at who holds the port
+    f.before_next_commit(|f| {
+        setup(f, &owner("net1", "c2"), &Settings::default(), &subnet("10.1.0.3/24"), &[mapping(6, 80, None, "10.1.0.3", 80)]).unwrap()
+    });
+    let r = setup(&mut f, &owner("net1", "c1"), &s, &subnet("10.1.0.2/24"), &[mapping(6, 80, None, "10.1.0.2", 80)]);
+    let Err(SetupError::Held(h)) = r else { panic!("{r:?}") };
+    assert_eq!(h.holder, owner("net1", "c2").comment());
 }
 
 #[test]
@@ -225,4 +257,61 @@ fn a_generation_set_up_concurrently_is_joined() {
     let g = generation(&f, "net1").remove(0);
     assert_eq!(els(&f, &format!("w4_net1_{g}")).len(), 2);
     assert_eq!(f.rule_texts(FAM, TABLE, "postrouting").len(), 1, "the generation's rules exist once");
+}
+
+#[test]
+fn networks_whose_names_differ_in_separators_stay_apart() {
+    use netkit::owner::network_id;
+    let mut f = FakeNft::new();
+    let s = Settings::default();
+    let t = Settings { mark_bit: 14, ..Settings::default() };
+    let nets = [("a-b", &s, "10.5.1.2"), ("a.b", &t, "10.5.2.2"), ("a_b", &s, "10.5.3.2")];
+    for (i, (name, settings, addr)) in nets.iter().enumerate() {
+        let port = 8000 + i as u16;
+        setup(&mut f, &owner(name, "c1"), settings, &subnet(&format!("{addr}/24")), &[mapping(6, port, None, addr, 80)]).unwrap();
+    }
+    let ids: HashSet<String> = nets.iter().map(|(n, _, _)| network_id(n)).collect();
+    assert_eq!(ids.len(), 3);
+    for (name, _, addr) in nets {
+        let id = network_id(name);
+        assert_eq!(generation(&f, &id).len(), 1, "{name}: a generation of its own");
+        let sub: ipnet::IpNet = format!("{addr}/24").parse().unwrap();
+        assert_eq!(els(&f, &format!("s4_{id}")), [sub.trunc().to_string()], "{name}: only its own subnet for hairpin masquerade");
+    }
+    // a.b's container goes: its (current) generation is empty but stays; GC of a-b must neither
+    // fail on a.b's objects nor remove them
+    assert!(teardown(&mut f, &owner("a.b", "c1"), &t, &[]).unwrap());
+    let report = gc(&mut f, "a-b", &s, &valid_tags("a-b", &[])).unwrap();
+    assert_eq!((report.elements, report.generations.len()), (1, 0));
+    assert_eq!(generation(&f, &network_id("a.b")).len(), 1, "a.b's generation is a.b's GC's to judge");
+    assert_eq!(gc(&mut f, "a-b", &s, &valid_tags("a-b", &[])).unwrap(), Default::default(), "and again: nothing to do, no error");
+    let g = generation(&f, &network_id("a_b")).remove(0);
+    assert_eq!(els(&f, &format!("w4_{}_{g}", network_id("a_b"))).len(), 1, "a_b keeps its mapping");
+    assert!(missing(&mut f, &owner("a_b", "c1"), &s, &[mapping(6, 8002, None, "10.5.3.2", 80)]).unwrap().is_empty());
+}
+
+#[test]
+fn the_localnet_guard_is_made_once() {
+    use super::layout::{localnet_guard, LOCALNET_CHAIN};
+    let mut f = FakeNft::new();
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(
+        f.log()[0],
+        "add table inet rcni_hostport
+add chain inet rcni_hostport localnet { type filter hook prerouting priority -150; policy accept; }
+add rule inet rcni_hostport localnet meta nfproto ipv4 ip daddr 127.0.0.0/8 iifname != \"lo\" counter drop comment \"rcni portmap: loopback destination from another interface (route_localnet guard, CVE-2020-8558)\"
+add rule inet rcni_hostport localnet meta nfproto ipv4 ip saddr 127.0.0.0/8 iifname != \"lo\" counter drop comment \"rcni portmap: loopback source from another interface (route_localnet guard, CVE-2020-8558)\"
+"
+        .replace("add chain inet rcni_hostport localnet", "create chain inet rcni_hostport localnet")
+    );
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(f.log().len(), 1, "there already: nothing to do");
+    // made by another ADD between our look and our batch: joined, not doubled
+    let mut f = FakeNft::new();
+    f.before_next_commit(|f| localnet_guard(f).unwrap());
+    localnet_guard(&mut f).unwrap();
+    assert_eq!(f.rule_texts(FAM, TABLE, LOCALNET_CHAIN).len(), 2);
+    // next to a network's chains
+    setup(&mut f, &owner("net1", "c1"), &Settings::default(), &subnet("10.1.0.2/24"), &[mapping(6, 80, None, "10.1.0.2", 80)]).unwrap();
+    assert_eq!(f.rule_texts(FAM, TABLE, LOCALNET_CHAIN).len(), 2);
 }

@@ -12,8 +12,11 @@
 //! `CNI_IFNAME` sandbox interface. No mappings: prevResult passes through and nothing is
 //! touched. Otherwise the mappings become owner-tagged elements of the network's DNAT maps in
 //! table `inet rcni_hostport` (see [`layout`]), `route_localnet` is set on the host
-//! interface that routes to the container (so 127.0.0.1 reaches it), and UDP conntrack entries
-//! for the host ports are flushed. Returns prevResult.
+//! interface that routes to the container (so 127.0.0.1 reaches it; with snat and IPv4), after
+//! the guard that keeps containers off the node's loopback ([`layout::localnet_guard`]), and UDP
+//! conntrack entries for the host ports are flushed. A host port another attachment publishes
+//! (same protocol, port and host IP) is refused with code 11, naming the holder. Returns
+//! prevResult.
 //! DEL: the attachment's elements (by owner; the mappings passed on DEL make it a direct
 //! lookup), then the UDP conntrack flush; never fails on missing state.
 //! CHECK: every mapping is published for this attachment.
@@ -236,16 +239,22 @@ impl Plugin for Portmap {
         // runs and the undo uses the same socket)
         let mut rb = Rollback::new();
         let mut nft = nft::shared()?;
-        let taken = layout::setup(&mut nft, &o, &s, &subnets, &maps)?;
+        match layout::setup(&mut nft, &o, &s, &subnets, &maps) {
+            Ok(()) => {}
+            // (code 11: the port comes free when its holder's DEL or a GC releases it)
+            Err(layout::SetupError::Held(h)) => {
+                return Err(CniError::new(cni_types::error::code::TRY_AGAIN_LATER, format!("portmap: {h}")));
+            }
+            Err(layout::SetupError::Nft(e)) => return Err(e.into()),
+        }
         rb.push("the port mappings", || {
             layout::teardown(&mut *nft::shared()?, &o, &s, &maps)?;
             Ok(())
         });
-        for t in taken {
-            eprintln!("portmap: took over a host port published for another attachment ({t})");
-        }
         if s.snat {
             if let Some(a) = v4 {
+                // the guard first: route_localnet is never without it
+                layout::localnet_guard(&mut nft)?;
                 enable_localnet(a.addr())?;
             }
         }
