@@ -101,13 +101,22 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(err(format!("reserving {}", path.display()), e)),
         }
-        // written whole and renamed over the old one: a symlink planted there is replaced, not
-        // followed
+        // in place, never through a symlink planted there (O_NOFOLLOW). Not via a temporary file:
+        // a process killed between its link and its rename would leave one in the store; a
+        // write cut short here only makes the next ADD start its search over
         let last = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
-        let fallback = self.dir.join(format!(".{LAST_IP_PREFIX}{range_id}.{}.tmp", std::process::id()));
-        Unnamed::write(&self.dir, ip.to_string().as_bytes(), &fallback)
-            .and_then(|f| f.replace(&last))
-            .map_err(|e| err(format!("writing {}", last.display()), e))?;
+        let write = || -> io::Result<()> {
+            use std::io::Write;
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&last)?;
+            f.write_all(ip.to_string().as_bytes())
+        };
+        match write() {
+            // a symlink there (ELOOP): replaced by a file of ours
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                std::fs::remove_file(&last).and_then(|()| write()).map_err(|e| err(format!("writing {}", last.display()), e))?
+            }
+            r => r.map_err(|e| err(format!("writing {}", last.display()), e))?,
+        }
         Ok(true)
     }
 
