@@ -184,6 +184,40 @@ pub fn gc(nft: &mut dyn Client, network: &str, valid_tags: &HashSet<String>) -> 
     Ok(count)
 }
 
+/// Removes `network`'s own objects — its jump rules, chain and sets — once none of its address
+/// sets holds an element (no attachment uses them); says whether there was anything to remove.
+/// For `rcni network rm`, after the network's last attachment. Objects of the earlier naming
+/// (several networks may share them) stay.
+pub fn remove_network(nft: &mut dyn Client, network: &str) -> Result<bool> {
+    let n = network_id(network);
+    let present = match nft.sets(FAM, TABLE) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !present.contains(&format!("m4_{n}")) {
+        return Ok(false);
+    }
+    for (set, _) in sets(&n) {
+        if !nft.elements(FAM, TABLE, &set)?.is_empty() {
+            return Ok(false);
+        }
+    }
+    let mut b = Batch::new();
+    for r in nft.rules(FAM, TABLE, "postrouting")? {
+        if r.comment.as_deref() == Some(&format!("rcni masq net={network}")) {
+            b.delete_rule(FAM, TABLE, "postrouting", r.handle);
+        }
+    }
+    let chain = format!("masq_{n}");
+    b.flush_chain(FAM, TABLE, &chain).delete_chain(FAM, TABLE, &chain);
+    for set in [format!("m4_{n}"), format!("m6_{n}"), format!("d4_{n}"), format!("d6_{n}")] {
+        b.delete_set(FAM, TABLE, &set);
+    }
+    nft.commit(&b)?;
+    Ok(true)
+}
+
 /// The addresses an owner has masqueraded (for CHECK).
 pub fn owned_addresses(nft: &mut dyn Client, owner: &Owner) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
@@ -410,6 +444,26 @@ add element inet rcni d6_net1 {{ fd00:1::/64 }}
         // a network whose name was always its id (a_b) is not scanned twice
         setup(&mut f, &Owner::new("a_b", "c4", "eth0"), &[net("10.6.3.2/24")]).unwrap();
         assert_eq!(gc(&mut f, "a_b", &HashSet::new()).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_network_without_attachments_is_removed_whole() {
+        let mut f = FakeNft::new();
+        assert!(!remove_network(&mut f, "net1").unwrap(), "no table yet");
+        let (c1, c2) = (Owner::new("net1", "c1", "eth0"), Owner::new("net2", "c2", "eth0"));
+        setup(&mut f, &c1, &[net("10.1.0.2/24")]).unwrap();
+        setup(&mut f, &c2, &[net("10.2.0.2/24")]).unwrap();
+        assert!(!remove_network(&mut f, "net1").unwrap(), "an attachment still uses it");
+        teardown(&mut f, &c1, &[]).unwrap();
+        assert!(remove_network(&mut f, "net1").unwrap());
+        let shown = f.ruleset();
+        assert!(!shown.contains("net1") && !shown.contains("masq_net1"), "{shown}");
+        assert!(shown.contains("masq_net2"), "the other network's stay: {shown}");
+        assert_eq!(elems(&f, "m4_net2").len(), 1);
+        assert!(!remove_network(&mut f, "net1").unwrap(), "once");
+        // and the network can be set up again
+        setup(&mut f, &c1, &[net("10.1.0.3/24")]).unwrap();
+        assert_eq!(elems(&f, "m4_net1").len(), 1);
     }
 
     #[test]

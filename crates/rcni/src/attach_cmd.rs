@@ -27,7 +27,7 @@ pub struct AttachArgs {
     #[command(flatten)]
     pub common: Common,
     /// Attach to this network (repeatable; eth0, eth1, … in order). Default: the first network of
-    /// the config directory, or rcni's default network when there is none.
+    /// the config directory that `rcni network create` did not make, or rcni's default network.
     #[arg(long = "network", short = 'n')]
     pub networks: Vec<String>,
     /// Attach to every network of the config directory
@@ -44,6 +44,14 @@ pub struct AttachArgs {
     /// capability, which portmap serves.
     #[arg(long = "publish", short = 'p', value_name = "[IP:]HOST:CONTAINER[/PROTO]", value_parser = parse_publish)]
     pub publish: Vec<PortMapping>,
+    /// Ask for this address (one per family; with one network): the `ips` capability, which
+    /// host-local and static serve
+    #[arg(long = "ip", value_name = "ADDR[/PREFIX]", value_parser = parse_ip_arg)]
+    pub ips: Vec<String>,
+    /// Give the interface this MAC address (with one network): the `mac` capability, which
+    /// bridge and tuning serve
+    #[arg(long, value_name = "MAC", value_parser = parse_mac_arg)]
+    pub mac: Option<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -79,6 +87,42 @@ pub fn parse_publish(s: &str) -> Result<PortMapping, String> {
     Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol: protocol.into(), host_ip: host_ip.into() })
 }
 
+fn parse_ip_arg(s: &str) -> Result<String, String> {
+    if s.parse::<std::net::IpAddr>().is_ok() || s.parse::<ipnet::IpNet>().is_ok() {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is no address (e.g. 10.210.1.9 or 10.210.1.9/24)"))
+    }
+}
+
+fn parse_mac_arg(s: &str) -> Result<String, String> {
+    netkit::netlink::parse_mac(s).map(|_| s.to_lowercase()).ok_or_else(|| format!("{s:?} is no MAC address (e.g. 02:42:ac:11:00:02)"))
+}
+
+/// `--ip`/`--mac` go to the one network as capabilities; a network without a plugin that takes
+/// them would silently ignore them, so that is refused.
+fn check_requests(a: &AttachArgs, networks: &[NetworkConfigList]) -> Result<(), String> {
+    for (asked, cap, flag) in [(!a.ips.is_empty(), "ips", "--ip"), (a.mac.is_some(), "mac", "--mac")] {
+        if !asked {
+            continue;
+        }
+        if networks.len() != 1 {
+            return Err(format!("{flag} is for one network; {} are asked for (pick one with -n)", networks.len()));
+        }
+        if !networks[0].capabilities().iter().any(|c| c == cap) {
+            return Err(format!(
+                "{flag} needs a network with the {cap} capability (rcni network create's have it); network {} has none",
+                networks[0].name
+            ));
+        }
+    }
+    let v4 = a.ips.iter().filter(|i| !i.contains(':')).count();
+    if v4 > 1 || a.ips.len() - v4 > 1 {
+        return Err("at most one --ip per address family".into());
+    }
+    Ok(())
+}
+
 fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
     let dir = &a.common.env.conf_dir;
     if !a.networks.is_empty() {
@@ -92,11 +136,23 @@ fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
             })
             .collect();
     }
-    let found = conf::load_all(dir, if a.all { 0 } else { 1 }).map_err(|e| e.to_string())?;
-    if found.is_empty() {
-        return Ok(vec![default_network()?]);
+    if a.all {
+        let found = conf::load_all(dir, 0).map_err(|e| e.to_string())?;
+        return if found.is_empty() { Ok(vec![default_network()?]) } else { Ok(found.into_iter().map(|(_, l)| l).collect()) };
     }
-    Ok(found.into_iter().map(|(_, l)| l).collect())
+    // the node's own network (the first of the directory, as containerd takes it), but not one
+    // made with `rcni network create`: like docker, those are joined by name only
+    for f in conf::list_networks(dir).map_err(|e| e.to_string())? {
+        let made_by_rcni = std::fs::read(&f.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get(crate::network::ID_KEY).is_some());
+        if made_by_rcni {
+            continue;
+        }
+        return f.network.map(|l| vec![l]).map_err(|e| format!("failed to load CNI config file {}: {e}", f.path.display()));
+    }
+    Ok(vec![default_network()?])
 }
 
 pub fn attach(a: AttachArgs) -> i32 {
@@ -129,6 +185,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
             names.join(", ")
         ));
     }
+    check_requests(a, &networks)?;
     let _locks = lock_networks(networks.iter().map(|l| l.name.as_str()))?;
     for l in networks {
         set.add_network(l, None);
@@ -136,6 +193,12 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     let mut ns = Namespace::new(&id, path.to_string_lossy());
     if !a.publish.is_empty() {
         ns = ns.with_port_mappings(&a.publish);
+    }
+    if !a.ips.is_empty() {
+        ns = ns.with_capability("ips", serde_json::json!(a.ips));
+    }
+    if let Some(mac) = &a.mac {
+        ns = ns.with_capability("mac", serde_json::json!(mac));
     }
     let ctx = a.common.env.ctx();
     let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) }.map_err(|e| e.to_string())?;

@@ -33,6 +33,13 @@ enum Command {
     Detach(crate::attach_cmd::Common),
     /// Reclaim what attachments whose network namespace is gone left behind (DEL, then GC)
     Gc(crate::gc_cmd::GcArgsCli),
+    /// List every attachment on the node (from the result cache)
+    Ps(crate::ps_cmd::PsArgs),
+    /// Manage networks (create, ls, inspect, rm, prune)
+    Network {
+        #[command(subcommand)]
+        cmd: crate::network::NetworkCmd,
+    },
     /// Manage network namespaces (add, ls, del, exec, identify)
     Netns {
         #[command(subcommand)]
@@ -62,6 +69,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
+        Command::Network { cmd } => crate::network::run(cmd),
+        Command::Ps(a) => crate::ps_cmd::ps(a),
         Command::Attach(a) => crate::attach_cmd::attach(a),
         Command::Detach(c) => crate::attach_cmd::detach(c),
         Command::Gc(g) => crate::gc_cmd::gc(g),

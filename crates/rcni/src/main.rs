@@ -2,6 +2,7 @@
 //! the name it is started under (`argv[0]`). `rcni install --dir DIR` lays out the names.
 
 mod attach_cmd;
+mod attachments;
 mod cli;
 mod cnitool;
 mod default_network;
@@ -9,6 +10,8 @@ mod exit;
 mod gc_cmd;
 mod install;
 mod netns_cmd;
+mod network;
+mod ps_cmd;
 mod runtime_env;
 
 use std::ffi::OsString;

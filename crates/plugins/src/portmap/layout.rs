@@ -503,27 +503,69 @@ pub fn gc(nft: &mut dyn Client, network: &str, current: &Settings, valid_tags: &
     }
     nft.commit(&b)?;
     let mut b = Batch::new();
-    if !old.is_empty() {
-        for chain in ["prerouting", "output", "postrouting"] {
-            for r in nft.rules(FAM, TABLE, chain)? {
-                if old.iter().any(|g| r.comment.as_deref() == Some(&format!("rcni portmap net={network} gen={g}"))) {
-                    b.delete_rule(FAM, TABLE, chain, r.handle);
-                }
-            }
-        }
-        for g in &old {
-            let chain = format!("hp_{n}_{g}");
-            b.flush_chain(FAM, TABLE, &chain).delete_chain(FAM, TABLE, &chain);
-            for v6 in [false, true] {
-                for kind in ["h", "w"] {
-                    b.delete_set(FAM, TABLE, &format!("{kind}{}_{n}_{g}", if v6 { 6 } else { 4 }));
-                }
-            }
-        }
-    }
+    remove_generations(nft, network, &n, &old, &mut b)?;
     report.generations = old;
     nft.commit(&b)?;
     Ok(report)
+}
+
+/// Adds to `b` the removal of generations `gens` of `network` (id `n`): their jump and
+/// masquerade rules, chains and maps.
+fn remove_generations(nft: &mut dyn Client, network: &str, n: &str, gens: &[String], b: &mut Batch) -> Result<()> {
+    if gens.is_empty() {
+        return Ok(());
+    }
+    for chain in ["prerouting", "output", "postrouting"] {
+        for r in nft.rules(FAM, TABLE, chain)? {
+            if gens.iter().any(|g| r.comment.as_deref() == Some(&format!("rcni portmap net={network} gen={g}"))) {
+                b.delete_rule(FAM, TABLE, chain, r.handle);
+            }
+        }
+    }
+    for g in gens {
+        let chain = format!("hp_{n}_{g}");
+        b.flush_chain(FAM, TABLE, &chain).delete_chain(FAM, TABLE, &chain);
+        for v6 in [false, true] {
+            for kind in ["h", "w"] {
+                b.delete_set(FAM, TABLE, &format!("{kind}{}_{n}_{g}", if v6 { 6 } else { 4 }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes every object of `network` — all its generations and its subnet sets — once none of
+/// its maps holds an element (no attachment publishes a port); says whether there was anything to
+/// remove. For `rcni network rm`, after the network's last attachment. Objects of the earlier
+/// naming (several networks may share them) stay.
+pub fn remove_network(nft: &mut dyn Client, network: &str) -> Result<bool> {
+    let n = network_id(network);
+    let all = match nft.sets(FAM, TABLE) {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut gens: Vec<String> = Vec::new();
+    for map in &all {
+        let Some(g) = map_generation(map, &n) else { continue };
+        if !nft.elements(FAM, TABLE, map)?.is_empty() {
+            return Ok(false);
+        }
+        if !gens.iter().any(|x| x == g) {
+            gens.push(g.to_string());
+        }
+    }
+    let subnets: Vec<String> = subnet_sets(&n).into_iter().map(|(s, _)| s).filter(|s| all.contains(s)).collect();
+    if gens.is_empty() && subnets.is_empty() {
+        return Ok(false);
+    }
+    let mut b = Batch::new();
+    remove_generations(nft, network, &n, &gens, &mut b)?;
+    for s in &subnets {
+        b.delete_set(FAM, TABLE, s);
+    }
+    nft.commit(&b)?;
+    Ok(true)
 }
 
 /// The mappings of `maps` that are not published for `owner` (for CHECK).

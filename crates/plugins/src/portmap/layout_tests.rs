@@ -2,7 +2,7 @@
 //! take-over of a leaked mapping, GC of stale owners and old settings generations, networks
 //! side by side. `tests/tests/meta.rs` proves the kernel agrees (real traffic).
 
-use super::layout::{gc, missing, setup, teardown, Cond, Held, Mapping, Settings, SetupError, TABLE};
+use super::layout::{gc, missing, remove_network, setup, teardown, Cond, Held, Mapping, Settings, SetupError, TABLE};
 use netkit::nft::{FakeNft, Family};
 use netkit::owner::{valid_tags, Owner};
 use std::collections::HashSet;
@@ -314,4 +314,26 @@ add rule inet rcni_hostport localnet meta nfproto ipv4 ip saddr 127.0.0.0/8 iifn
     // next to a network's chains
     setup(&mut f, &owner("net1", "c1"), &Settings::default(), &subnet("10.1.0.2/24"), &[mapping(6, 80, None, "10.1.0.2", 80)]).unwrap();
     assert_eq!(f.rule_texts(FAM, TABLE, LOCALNET_CHAIN).len(), 2);
+}
+
+#[test]
+fn a_network_without_published_ports_is_removed_whole() {
+    let mut f = FakeNft::new();
+    assert!(!remove_network(&mut f, "net1").unwrap(), "no table yet");
+    let (c1, c1b, c2) = (owner("net1", "c1"), owner("net1", "c1b"), owner("net2", "c2"));
+    let no_snat = Settings { snat: false, ..Settings::default() };
+    setup(&mut f, &c1, &no_snat, &subnet("10.1.0.0/24"), &[mapping(6, 8080, None, "10.1.0.2", 80)]).unwrap();
+    // the network's settings changed between two ADDs: two generations
+    setup(&mut f, &c1b, &Settings::default(), &subnet("10.1.0.0/24"), &[mapping(6, 8081, None, "10.1.0.3", 81)]).unwrap();
+    setup(&mut f, &c2, &no_snat, &subnet("10.2.0.0/24"), &[mapping(6, 9090, None, "10.2.0.2", 80)]).unwrap();
+    assert_eq!(generation(&f, "net1").len(), 2);
+    assert!(!remove_network(&mut f, "net1").unwrap(), "a port is still published");
+    teardown(&mut f, &c1, &no_snat, &[]).unwrap();
+    assert!(!remove_network(&mut f, "net1").unwrap(), "the other generation still publishes one");
+    teardown(&mut f, &c1b, &Settings::default(), &[]).unwrap();
+    assert!(remove_network(&mut f, "net1").unwrap());
+    let shown = f.ruleset();
+    assert!(!shown.contains("net1"), "every generation, rule and set of net1 gone: {shown}");
+    assert_eq!(generation(&f, "net2").len(), 1, "the other network's stay");
+    assert!(!remove_network(&mut f, "net1").unwrap(), "once");
 }
