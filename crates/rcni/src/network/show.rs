@@ -123,14 +123,24 @@ impl Shown {
     }
 }
 
+/// Every range's gateway: the one it names, else host-local's default (the subnet's first
+/// address).
 fn gateways(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("gateway", Value::String(s)) if !s.is_empty() => out.push(s.clone()),
-                    _ => gateways(x, out),
+            if let Some(Value::String(subnet)) = m.get("subnet") {
+                match m.get("gateway").and_then(Value::as_str).filter(|g| !g.is_empty()) {
+                    Some(g) => out.push(g.to_string()),
+                    None => {
+                        if let Ok(n) = subnet.parse::<ipnet::IpNet>() {
+                            out.push(ipam::ip::add(n.network(), 1).to_string());
+                        }
+                    }
                 }
+                return;
+            }
+            for x in m.values() {
+                gateways(x, out);
             }
         }
         Value::Array(a) => a.iter().for_each(|x| gateways(x, out)),
