@@ -43,6 +43,10 @@ pub fn builtin(path: &Path) -> Option<&'static crate::Entry> {
 }
 
 impl Exec for SelfExec {
+    fn runs_in_process(&self, path: &Path) -> bool {
+        self.in_process && builtin(path).is_some()
+    }
+
     fn exec_plugin(&self, ctx: &Ctx, path: &Path, stdin: &[u8], env: &[(String, String)]) -> cni_runtime::Result<Vec<u8>> {
         let Some(entry) = builtin(path).filter(|_| self.in_process) else {
             return self.raw.exec_plugin(ctx, path, stdin, env);

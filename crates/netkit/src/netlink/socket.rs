@@ -94,6 +94,7 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             return Err(deadline_passed(op()));
         }
         fault::at_request(self.protocol, op)?;
+        cni_runtime::trace::kernel_request();
         self.send_buf.clear();
         for m in msgs.iter_mut() {
             m.finalize();
