@@ -19,12 +19,7 @@ fn umask0(program: &Path, args: &[&str]) -> Command {
 }
 
 fn checked(what: &str, out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{what} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
 

@@ -175,7 +175,7 @@ fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
     ensure_run_dir(dir)?;
     let path = dir.join(name);
     // the mount point, mode 0 as iproute2 makes it (the bind mount covers it)
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0).open(&path).map_err(|e| {
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::msg(format!("creating network namespace {name}"), "it already exists")
         } else {

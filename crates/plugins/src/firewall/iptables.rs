@@ -39,9 +39,9 @@
 use super::Ingress;
 use netkit::{Error, Result};
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
