@@ -83,7 +83,9 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             self.send_buf.resize(start + m.buffer_len(), 0);
             m.serialize(&mut self.send_buf[start..]);
         }
+        crash_test_kill_point();
         self.sock.send(&self.send_buf, 0).map_err(|e| Error::io(op(), e))?;
+        crash_test_kill_point();
         Ok(())
     }
 
@@ -177,6 +179,24 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
 
     pub fn as_raw_fd(&self) -> i32 {
         self.sock.as_raw_fd()
+    }
+}
+
+/// The crash tests' kill points (`tests/tests/crash.rs`), the only test hook in rcni: with
+/// `RCNI_TEST_KILL_AT=N` in the environment (read once), this process's group is SIGKILLed at
+/// its Nth point, counted over every netlink socket of the process: point 2k-1 is just before
+/// the k-th request goes to the kernel, point 2k just after it went, before its answer is read.
+/// So N = 1, 2, 3, … walks through every kernel change an operation makes. Unset (always, outside
+/// those tests) a point costs one load of an initialised `OnceLock`.
+fn crash_test_kill_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static PASSED: AtomicU64 = AtomicU64::new(0);
+    if let Some(at) = *AT.get_or_init(|| std::env::var("RCNI_TEST_KILL_AT").ok().and_then(|v| v.parse().ok())) {
+        if PASSED.fetch_add(1, Ordering::Relaxed) + 1 == at {
+            // SAFETY: kill(2) of our own process group; nothing of ours runs afterwards.
+            unsafe { libc::kill(0, libc::SIGKILL) };
+        }
     }
 }
 
