@@ -219,9 +219,11 @@ fn host_local_ipam(subnet: &str) -> Value {
     json!({"type": "host-local", "ranges": [[{"subnet": subnet}]]})
 }
 
-/// Rows of bridge and ptp, whose DEL validates the whole config today (defect 5).
+/// Rows of bridge and ptp, whose DEL validates the whole config today (defect 5); a bad IPAM
+/// range is no obstacle (host-local's DEL needs only where its store is).
 fn del_pending(rows: Vec<Row>) -> Vec<Row> {
-    rows.into_iter().map(|r| if r.want[2] == Succeeds { r.pending(&["DEL"], DEFECT_5) } else { r }).collect()
+    let blocks = |r: &Row| r.want[2] == Succeeds && !r.label.starts_with("ipam subnet") && !r.label.starts_with("ipam gateway");
+    rows.into_iter().map(|r| if blocks(&r) { r.pending(&["DEL"], DEFECT_5) } else { r }).collect()
 }
 
 fn plugins() -> Vec<PluginCase> {
@@ -279,10 +281,8 @@ fn plugins() -> Vec<PluginCase> {
                 row("ipMasqBackend bogus", set("ipMasqBackend", json!("bogus")), bad(&[2])),
                 row("ipMasq a number", set("ipMasq", json!(1)), own_type()),
                 row("ipam.type with /", set("ipam/type", json!("a/b")), bad(&[7, 50, 999])),
-            ])
-            .into_iter()
-            .chain([row("ipam subnet banana", set("ipam/ranges/0/0/subnet", json!("banana")), bad(&[7]))])
-            .collect(),
+                row("ipam subnet banana", set("ipam/ranges/0/0/subnet", json!("banana")), bad(&[7])),
+            ]),
         },
         PluginCase {
             name: "host-local",
@@ -763,6 +763,9 @@ fn matrix(which: Cells) {
     let _nss = make_node();
     let path = inst.dir.path().to_string_lossy().into_owned();
     let (mut failures, mut cells, mut pending) = (Vec::new(), 0, BTreeMap::<&str, usize>::new());
+    // pending cells that pass already (their mark can go, unless they pass only because an
+    // earlier pending cell of their row left state behind)
+    let mut passing: Vec<String> = Vec::new();
     let started = Instant::now();
     let pristine = snapshot();
     let mut before = snapshot();
@@ -809,6 +812,7 @@ fn matrix(which: Cells) {
                 }
                 cells += 1;
                 let cell = format!("[{} × {} × {cmd}]", p.name, r.label);
+                let failed_before = failures.len();
                 let mut conf = valid(cmd);
                 let stdin = match &r.input {
                     Input::Patch(f) => {
@@ -873,6 +877,9 @@ fn matrix(which: Cells) {
                     failures.push(format!("{cell}: changed the node: {changed:#?}"));
                 }
                 before = after;
+                if which == Cells::Pending && failures.len() == failed_before {
+                    passing.push(cell);
+                }
             }
         }
         if which == Cells::Pending {
@@ -894,9 +901,12 @@ fn matrix(which: Cells) {
             before = after;
         }
     }
+    if !passing.is_empty() {
+        eprintln!("pending cells that pass: {passing:#?}");
+    }
     let left: Vec<String> = pending.iter().map(|(d, n)| format!("{n} cells pending {d}")).collect();
     eprintln!("malformed-input matrix: {cells} cells in {:.1?}, {} failed; {}", started.elapsed(), failures.len(), left.join(", "));
-    assert!(failures.is_empty(), "{} of {cells} cells failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{} failures in {cells} cells:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Runs `test` (this binary's test of that name) in a node of its own (see the module's comment).
