@@ -905,7 +905,7 @@ fn matrix(which: Cells) {
         eprintln!("pending cells that pass: {passing:#?}");
     }
     let left: Vec<String> = pending.iter().map(|(d, n)| format!("{n} cells pending {d}")).collect();
-    eprintln!("malformed-input matrix: {cells} cells in {:.1?}, {} failed; {}", started.elapsed(), failures.len(), left.join(", "));
+    eprintln!("malformed-input matrix: {cells} cells in {:.1?}, {} failures; {}", started.elapsed(), failures.len(), left.join(", "));
     assert!(failures.is_empty(), "{} failures in {cells} cells:\n{}", failures.len(), failures.join("\n"));
 }
 
