@@ -12,7 +12,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
@@ -163,7 +163,8 @@ pub fn named_path(name: &str) -> PathBuf {
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so namespaces mounted there
 /// stay visible to other mount namespaces.
 fn ensure_run_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // 0755 as iproute2 makes it (not 0777 under umask 0: nobody else may add or swap names)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),
@@ -194,7 +195,8 @@ fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
     validate_name(name)?;
     ensure_run_dir(dir)?;
     let path = dir.join(name);
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| {
+    // the mount point, mode 0 as iproute2 makes it (the bind mount covers it)
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::msg(format!("creating network namespace {name}"), "it already exists")
         } else {

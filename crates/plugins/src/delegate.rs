@@ -133,6 +133,19 @@ pub fn del(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     no_result("DEL", plugin, args)
 }
 
+/// IPAM DEL for a DEL that must not fail on what cannot have been used: an IPAM type that is no
+/// valid plugin name, or that is not on `CNI_PATH`, allocated nothing an ADD kept (that ADD failed
+/// on it); it is skipped with a word on stderr.
+pub fn del_if_present(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    match locate(plugin, args) {
+        Ok(_) => del(plugin, args),
+        Err(e) => {
+            eprintln!("{plugin}: not run for DEL: {}", e.msg);
+            Ok(())
+        }
+    }
+}
+
 /// IPAM CHECK.
 pub fn check(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     no_result("CHECK", plugin, args)
