@@ -147,8 +147,9 @@ fn pids_lists_the_processes_inside_and_identify_finds_them() {
 
     let exec = Command::new(r).args(["netns", "exec", "rcni-nsp-pids", "--", "sleep", "30"]).spawn().unwrap();
     let inside = child_of(exec.id());
-    let pids = run_ok(r, &["netns", "pids", "rcni-nsp-pids"]);
-    assert_eq!(pids, format!("{inside}\n"), "only the command runs inside (rcni netns exec itself stays outside)");
+    // (rcni netns exec is inside only while it starts the command: wait for it to be back)
+    let only_inside = format!("{inside}\n");
+    wait_for("only the command to be inside", || run_ok(r, &["netns", "pids", "rcni-nsp-pids"]) == only_inside);
     assert_eq!(run_ok(r, &["netns", "identify", &inside.to_string()]), "rcni-nsp-pids\n");
     assert_eq!(run_ok(r, &["netns", "identify", &exec.id().to_string()]), "", "rcni netns exec is not inside");
 
@@ -257,6 +258,7 @@ fn ls_shows_processes_and_cached_attachments() {
     assert!(out.status.success(), "{:?}", text(&out));
     let exec = Command::new(r).args(["netns", "exec", "rcni-nsp-ls", "--", "sleep", "30"]).spawn().unwrap();
     let inside = child_of(exec.id());
+    wait_for("only the command to be inside", || entry(&["netns", "ls", "--json"])["pids"] == json!([inside]));
 
     let e = entry(&["netns", "ls", "--format", "json"]);
     assert_eq!(e, entry(&["netns", "ls", "--json"]), "--json is --format json");
