@@ -40,7 +40,7 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::network::NetworkCmd,
     },
-    /// Manage network namespaces (add, ls, del, exec, identify)
+    /// Manage network namespaces (add, attach, ls, pids, del, exec, identify)
     Netns {
         #[command(subcommand)]
         cmd: crate::netns_cmd::NetnsCmd,
