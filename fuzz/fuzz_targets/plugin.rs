@@ -66,7 +66,8 @@ fn debug() -> bool {
 fuzz_target!(|data: &[u8]| {
     assert!(netkit::fuzzing::kernel_cut_off());
     let Some((h, body)) = rcni_fuzz::header(data, 6) else { return };
-    let entry = plugins::find(h[0]).unwrap_or_else(|| &plugins::PLUGINS[h[0].bytes().next().unwrap_or(0) as usize % plugins::PLUGINS.len()]);
+    let entry =
+        plugins::find(h[0]).unwrap_or_else(|| &plugins::PLUGINS[h[0].bytes().next().unwrap_or(0) as usize % plugins::PLUGINS.len()]);
     let root = fixtures();
     let Some(stdin) = confine(body, &root.join("state"), entry.name == "host-local") else { return };
     let _ = std::fs::remove_dir_all(root.join("state"));
@@ -109,12 +110,14 @@ fuzz_target!(|data: &[u8]| {
         match code {
             0 if command == "ADD" => {
                 let v = conf_version.as_deref().expect("an ADD that succeeded had a versioned config");
-                CniResult::create(v, &out).unwrap_or_else(|e| panic!("{} ADD printed no {v} result ({e}): {}", entry.name, String::from_utf8_lossy(&out)));
+                CniResult::create(v, &out)
+                    .unwrap_or_else(|e| panic!("{} ADD printed no {v} result ({e}): {}", entry.name, String::from_utf8_lossy(&out)));
             }
             0 => {}
             1 => {
-                let e: CniError = serde_json::from_slice(&out)
-                    .unwrap_or_else(|e| panic!("{} {command} failed without CNI error JSON ({e}): {}", entry.name, String::from_utf8_lossy(&out)));
+                let e: CniError = serde_json::from_slice(&out).unwrap_or_else(|e| {
+                    panic!("{} {command} failed without CNI error JSON ({e}): {}", entry.name, String::from_utf8_lossy(&out))
+                });
                 assert_ne!(e.code, 0, "{} {command}: an error with code 0: {e:?}", entry.name);
             }
             other => panic!("{} {command} exited {other}", entry.name),

@@ -22,7 +22,14 @@ fuzz_target!(|data: &[u8]| {
     if cni_types::validate::interface_name(ifname).is_err() {
         return;
     }
-    let args = CmdArgs { command: "ADD".into(), container_id: "c1".into(), ifname: ifname.into(), args: cni_args.into(), stdin: stdin.to_vec(), ..Default::default() };
+    let args = CmdArgs {
+        command: "ADD".into(),
+        container_id: "c1".into(),
+        ifname: ifname.into(),
+        args: cni_args.into(),
+        stdin: stdin.to_vec(),
+        ..Default::default()
+    };
     if let Ok(list) = sysctls(&args) {
         let mut files = std::collections::HashSet::new();
         for (key, file, _) in &list {
