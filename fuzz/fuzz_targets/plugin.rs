@@ -5,7 +5,8 @@
 //! key that names a state directory (`dataDir`, `ipam.dataDir`, `ipam.resolvConf`) is pointed
 //! there, and CNI_NETNS only ever names a path there. Nothing panics; a plugin exits 0 or 1;
 //! a failure prints CNI error JSON, an ADD a result of the config's version; a DEL that
-//! succeeded succeeds again.
+//! succeeded succeeds again; inside the netsandbox, the default state directories (`/var/lib/cni`,
+//! `/run/cni`, ...) stay empty.
 //!
 //! Input: line 1 the plugin (its name, else the first byte picks one), line 2 the commands
 //! (`ADD,CHECK,DEL`...; at most 4), line 3 CNI_CONTAINERID, line 4 CNI_IFNAME, line 5 CNI_ARGS,
@@ -61,6 +62,19 @@ fn confine(stdin: &[u8], root: &Path, host_local: bool) -> Option<Vec<u8>> {
 fn debug() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("RCNI_FUZZ_DEBUG").is_some())
+}
+
+/// Inside the netsandbox (`scripts/fuzz` says so), the default state directories are fresh and
+/// empty: anything a plugin leaves there is a write outside the scratch directory.
+fn check_default_dirs_untouched() {
+    static IN_SANDBOX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*IN_SANDBOX.get_or_init(|| std::env::var_os("RCNI_FUZZ_IN_NETSANDBOX").is_some()) {
+        return;
+    }
+    for d in ["/var/lib/cni", "/run/cni", "/etc/cni/net.d", "/etc/cni/tuning", "/run/netns", "/opt/cni/bin"] {
+        let left: Vec<_> = std::fs::read_dir(d).map(|r| r.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "a plugin wrote outside the scratch directory: {left:?}");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -127,4 +141,5 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(again, 0, "{} DEL succeeded, then failed: {}", entry.name, String::from_utf8_lossy(&out));
         }
     }
+    check_default_dirs_untouched();
 });
