@@ -356,6 +356,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_written_conflist_keeps_its_numbers_exactly() {
+        // (found by the conf fuzz target: serde_json's default float parsing is not correctly
+        // rounded, so an integer too large for u64 and the shortest form of the f64 it was read
+        // as read back as two different floats, and the written list loaded as another)
+        for n in ["44444444444444444444444444444444444444444444444444444", "0.30000000000000004", "1.7976931348623157e308", "5e-324"] {
+            let text = format!(r#"{{"cniVersion":"1.1.0","name":"h","plugins":[{{"type":"t","k":[{n}]}}]}}"#);
+            let l = NetworkConfigList::from_bytes(text.as_bytes()).unwrap();
+            let back = NetworkConfigList::from_bytes(&l.to_json_pretty()).unwrap();
+            assert_eq!(back.plugins[0].conf, l.plugins[0].conf, "{n}");
+            // and as Go reads it: the nearest float64
+            let go: f64 = n.parse().unwrap();
+            assert_eq!(l.plugins[0].conf["k"][0].as_f64(), Some(go), "{n}");
+        }
+    }
+
+    #[test]
     fn conflist_basics_and_bool_strings() {
         let l = NetworkConfigList::from_bytes(
             br#"{"cniVersion":"1.0.0","name":"n","disableCheck":"TRUE","disableGC":false,

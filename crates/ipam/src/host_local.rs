@@ -150,13 +150,9 @@ pub fn load_config(stdin: &[u8], cni_args: &str) -> Result<Config, CniError> {
 /// `dataDir` is relative: no ADD used it, so there is nothing to release.
 pub fn store_location(stdin: &[u8]) -> Result<Option<(String, PathBuf)>, CniError> {
     let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
-    let dir = match section(&conf) {
-        Ok(s) => match data_dir(&s) {
-            Ok(d) => d,
-            Err(_) => return Ok(None),
-        },
-        Err(_) => PathBuf::from(DEFAULT_DATA_DIR),
-    };
+    // only `dataDir` counts here: the rest of the section may be what made the config invalid
+    let configured = conf.ipam.as_ref().and_then(|i| i.rest.get("dataDir")).and_then(|d| d.as_str()).map(String::from);
+    let Ok(dir) = data_dir(&IpamSection { data_dir: configured, ..Default::default() }) else { return Ok(None) };
     if conf.name.is_empty() {
         return Err(invalid("missing network name"));
     }
@@ -389,6 +385,19 @@ pub fn check(conf: &Config, id: &str, ifname: &str) -> Result<(), CniError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_del_with_invalid_ranges_uses_the_configured_data_dir() {
+        // (the fallback took the default directory, and DEL created
+        // /var/lib/cni/networks/<name> for a network that keeps its leases elsewhere)
+        for ipam in [r#"{"type":"host-local","dataDir":"/x/y","ranges":5}"#, r#"{"dataDir":"/x/y","subnet":["10.0.0.0/24"]}"#] {
+            let conf = format!(r#"{{"cniVersion":"1.1.0","name":"n","ipam":{ipam}}}"#);
+            assert!(load_config(conf.as_bytes(), "").is_err());
+            assert_eq!(store_location(conf.as_bytes()).unwrap(), Some(("n".to_string(), PathBuf::from("/x/y"))), "{ipam}");
+        }
+        let conf = r#"{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","ranges":5}}"#;
+        assert_eq!(store_location(conf.as_bytes()).unwrap().unwrap().1, PathBuf::from(DEFAULT_DATA_DIR));
+    }
 
     #[test]
     fn status_reports_a_full_range_and_gc_frees_it() {

@@ -8,6 +8,8 @@
 //! `plugins::firewall::{nftables, iptables}`, `plugins::bridge::spoofchk`).
 
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod iface;
 pub mod masq;
 pub mod netlink;

@@ -86,6 +86,8 @@ impl NetNs {
 
     /// Moves the calling thread into this namespace until the guard is dropped.
     pub fn enter(&self) -> Result<NetNsGuard> {
+        #[cfg(feature = "fuzzing")]
+        crate::fuzzing::refuse(&format!("entering network namespace {}", self.path.display()))?;
         let orig = NetNs::current()?;
         setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| Error::os(format!("entering network namespace {}", self.path.display()), e))?;
@@ -195,6 +197,8 @@ pub fn random_name() -> Result<String> {
 
 /// Mounts `source` (a namespace file) onto a new file `<dir>/<name>`.
 fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
+    #[cfg(feature = "fuzzing")]
+    crate::fuzzing::refuse(&format!("creating network namespace {name}"))?;
     validate_name(name)?;
     ensure_run_dir(dir)?;
     let path = dir.join(name);
@@ -272,6 +276,8 @@ pub fn persist_pid(pid: u32, name: &str) -> Result<PathBuf> {
 /// Deletes a named namespace: unmounts and removes its file. The namespace itself lives on while
 /// processes are in it.
 pub fn delete(name: &str) -> Result<()> {
+    #[cfg(feature = "fuzzing")]
+    crate::fuzzing::refuse(&format!("deleting network namespace {name}"))?;
     validate_name(name)?;
     let path = named_path(name);
     if std::fs::symlink_metadata(&path).is_err() {

@@ -24,6 +24,8 @@ pub fn read(key: &str) -> Result<String> {
 
 /// Writes a value.
 pub fn write(key: &str, value: &str) -> Result<()> {
+    #[cfg(feature = "fuzzing")]
+    crate::fuzzing::refuse(&format!("setting sysctl {key}"))?;
     let p = path(key);
     let mut f = std::fs::OpenOptions::new().write(true).open(&p).map_err(|e| Error::io(format!("opening sysctl {key}"), e))?;
     f.write_all(value.as_bytes()).map_err(|e| Error::io(format!("setting sysctl {key} to {value}"), e))

@@ -694,6 +694,32 @@ impl Plugin for Tuning {
     }
 }
 
+/// Entry points for the fuzz crate (feature `fuzzing`): the parsers above, without a kernel.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The sysctls of this call as ADD/CHECK read them, `(key, file under /proc/sys, value)`,
+    /// after every check that comes before the kernel (the allow-list aside).
+    pub fn sysctls(args: &CmdArgs) -> Result<Vec<(String, String, String)>, CniError> {
+        Ok(load(args, Verb::Check)?.sysctls.into_iter().map(|s| (s.key, s.path, s.value)).collect())
+    }
+
+    /// A sysctl key's file under `/proc/sys` for interface `ifname`.
+    pub fn sysctl_file(key: &str, ifname: &str) -> Result<String, CniError> {
+        resolve(key, ifname)
+    }
+
+    /// A backup file as DEL reads it, and `newer` saved over it as ADD writes it; `None` when
+    /// either does not parse.
+    pub fn backup(older: &[u8], newer: &[u8]) -> Option<Vec<u8>> {
+        let older: Backup = serde_json::from_slice(older).ok()?;
+        let newer: Backup = serde_json::from_slice(newer).ok()?;
+        Some(newer.under(older).to_json())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,8 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
     /// `strict` lets the kernel filter dumps (rtnetlink's strict checking).
     pub fn open(protocol: isize, what: &str, strict: bool) -> Result<Self> {
         let op = format!("opening a {what} socket");
+        #[cfg(feature = "fuzzing")]
+        crate::fuzzing::refuse(&op)?;
         let mut sock = Socket::new(protocol).map_err(|e| Error::io(&op, e))?;
         sock.bind_auto().map_err(|e| Error::io(&op, e))?;
         sock.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::io(&op, e))?;

@@ -24,7 +24,12 @@ fn current_ns() -> Result<(u64, u64)> {
 
 /// The process's nftables socket for the calling thread's namespace (or a socket of its own
 /// while another user holds it, or in another namespace). Give it back by dropping the guard.
+/// (In a fuzzing build, an in-memory fake instead: see `crate::fuzzing`.)
 pub fn shared() -> Result<SharedNft> {
+    #[cfg(feature = "fuzzing")]
+    if crate::fuzzing::kernel_cut_off() {
+        return Ok(SharedNft { sock: Some(Sock::Fake(Box::new(crate::fuzzing::take_fake()))), ns: (0, 0) });
+    }
     let ns = current_ns()?;
     let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
     let nft = match pool.take() {
@@ -35,7 +40,7 @@ pub fn shared() -> Result<SharedNft> {
             Nft::new()?
         }
     };
-    Ok(SharedNft { nft: Some(nft), ns })
+    Ok(SharedNft { sock: Some(Sock::Kernel(nft)), ns })
 }
 
 /// Closes the process's socket (in the background when it deleted something). Call it once
@@ -45,36 +50,73 @@ pub fn release_shared() {
     drop(nft);
 }
 
-/// A borrowed [`Nft`]; dropping it returns the socket to the process.
+#[derive(Debug)]
+enum Sock {
+    Kernel(Nft),
+    #[cfg(feature = "fuzzing")]
+    Fake(Box<super::FakeNft>),
+}
+
+/// A borrowed [`Nft`], used as a [`Client`](super::Client); dropping it returns the socket to
+/// the process.
 #[derive(Debug)]
 pub struct SharedNft {
-    nft: Option<Nft>,
+    sock: Option<Sock>,
     ns: (u64, u64),
 }
 
 impl SharedNft {
     #[cfg(test)]
     fn sock_fd(&self) -> i32 {
-        self.nft.as_ref().expect("present until dropped").sock_fd()
+        match self.sock.as_ref().expect("present until dropped") {
+            Sock::Kernel(n) => n.sock_fd(),
+            #[cfg(feature = "fuzzing")]
+            Sock::Fake(_) => -1,
+        }
+    }
+
+    /// See [`Nft::delete_conntrack_by_dport`] (the fake has no conntrack entries).
+    pub fn delete_conntrack_by_dport(&mut self, v6: bool, proto: u8, ports: &[u16]) -> Result<usize> {
+        match self.sock.as_mut().expect("present until dropped") {
+            Sock::Kernel(n) => n.delete_conntrack_by_dport(v6, proto, ports),
+            #[cfg(feature = "fuzzing")]
+            Sock::Fake(_) => {
+                let _ = (v6, proto, ports);
+                Ok(0)
+            }
+        }
     }
 }
 
 impl Deref for SharedNft {
-    type Target = Nft;
-    fn deref(&self) -> &Nft {
-        self.nft.as_ref().expect("present until dropped")
+    type Target = dyn super::Client;
+    fn deref(&self) -> &(dyn super::Client + 'static) {
+        match self.sock.as_ref().expect("present until dropped") {
+            Sock::Kernel(n) => n,
+            #[cfg(feature = "fuzzing")]
+            Sock::Fake(f) => &**f,
+        }
     }
 }
 
 impl DerefMut for SharedNft {
-    fn deref_mut(&mut self) -> &mut Nft {
-        self.nft.as_mut().expect("present until dropped")
+    fn deref_mut(&mut self) -> &mut (dyn super::Client + 'static) {
+        match self.sock.as_mut().expect("present until dropped") {
+            Sock::Kernel(n) => n,
+            #[cfg(feature = "fuzzing")]
+            Sock::Fake(f) => &mut **f,
+        }
     }
 }
 
 impl Drop for SharedNft {
     fn drop(&mut self) {
-        let Some(nft) = self.nft.take() else { return };
+        let nft = match self.sock.take() {
+            None => return,
+            Some(Sock::Kernel(nft)) => nft,
+            #[cfg(feature = "fuzzing")]
+            Some(Sock::Fake(f)) => return crate::fuzzing::give_back(*f),
+        };
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         if pool.is_none() {
             *pool = Some((self.ns, nft));

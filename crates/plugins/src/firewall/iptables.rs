@@ -367,6 +367,8 @@ pub fn plan_missing(t: &Table, admin: &str, addrs: &[IpAddr]) -> Vec<String> {
 /// often start plugins with a short `PATH`).
 fn find_tool(name: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    #[cfg(feature = "fuzzing")]
+    netkit::fuzzing::refuse(&format!("running {name}"))?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"].iter().map(PathBuf::from));
     for d in dirs {
@@ -446,6 +448,8 @@ struct Lock {
 
 impl Lock {
     fn take() -> Result<Lock> {
+        #[cfg(feature = "fuzzing")]
+        netkit::fuzzing::refuse(&format!("taking {LOCK_PATH}"))?;
         let path = Path::new(LOCK_PATH);
         if let Some(dir) = path.parent() {
             cni_runtime::fsutil::create_dir_all_mode(dir, 0o700).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;

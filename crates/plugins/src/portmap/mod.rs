@@ -204,7 +204,7 @@ fn enable_localnet(ip: IpAddr) -> Result<(), CniError> {
 }
 
 /// Deletes the conntrack entries of the UDP host ports: one conntrack dump per family.
-fn flush_udp(nft: &mut nft::Nft, maps: &[Mapping]) -> Result<(), CniError> {
+fn flush_udp(nft: &mut nft::SharedNft, maps: &[Mapping]) -> Result<(), CniError> {
     for v6 in [false, true] {
         let ports: Vec<u16> = maps.iter().filter(|m| m.proto == 17 && m.dest.is_ipv6() == v6).map(|m| m.host_port).collect();
         if !ports.is_empty() {
@@ -330,6 +330,26 @@ impl Plugin for Portmap {
             )));
         }
         Ok(())
+    }
+}
+
+/// Entry points for the fuzz crate (feature `fuzzing`): the parsers above, without a kernel.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The settings of a config on stdin.
+    pub fn settings_of(stdin: &[u8]) -> Result<Settings, CniError> {
+        let c: Conf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(e.to_string()))?;
+        settings(&c)
+    }
+
+    /// The container's subnets in `prev` and the mappings of `rt` to its addresses, as ADD
+    /// computes them.
+    pub fn mappings_of(rt: &[PortMapping], prev: &Result100, ifname: &str) -> Result<(Vec<IpNet>, Vec<Mapping>), CniError> {
+        let (v4, v6) = container_addrs(prev, ifname);
+        Ok(([v4, v6].into_iter().flatten().collect(), mappings(rt, v4.map(|n| n.addr()), v6.map(|n| n.addr()))?))
     }
 }
 
