@@ -446,3 +446,19 @@ fn mixed_chains_with_debian_plugins() {
         assert!(e.lease_files(name).is_empty(), "{name}: leases released");
     }
 }
+
+/// A config naming bridge as its own IPAM delegates to itself: its ADD fails at the first nested
+/// bridge (eth0 exists by then) and leaves nothing, but its DEL has no step that fails and
+/// nested without end (a stack overflow in-process, a fork bomb exec'd). Delegations stop 8 deep;
+/// the DEL succeeds.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn a_plugin_that_is_its_own_ipam_does_not_recurse() {
+    let e = Env::new();
+    let conf = json!({"cniVersion": "1.0.0", "name": "br-self", "type": "bridge", "bridge": "rcnibrself", "ipam": {"type": "bridge"}}).to_string();
+    let a = TestNetns::new("rcni-br-self");
+    e.call("ADD", "cself", &a).err(&e.plugin("bridge"), &conf);
+    assert!(link(Some(&a.name), "eth0").is_none(), "no veth left");
+    assert!(link(None, "rcnibrself").is_none(), "no bridge left");
+    e.call("DEL", "cself", &a).ok(&e.plugin("bridge"), &conf);
+}

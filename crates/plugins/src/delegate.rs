@@ -61,7 +61,9 @@ impl Exec for SelfExec {
         let getenv = |k: &str| env.iter().rev().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).or_else(|| std::env::var(k).ok());
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let _deadline = cni_runtime::deadline::scope(ctx.deadline_at());
+        DEPTH.set(DEPTH.get() + 1);
         let code = cni_plugin::dispatch(entry.plugin, &about, &getenv, &mut &stdin[..], &mut out, &mut err);
+        DEPTH.set(DEPTH.get() - 1);
         if !err.is_empty() {
             use std::io::Write;
             let _ = std::io::stderr().write_all(&err);
@@ -76,12 +78,38 @@ impl Exec for SelfExec {
     }
 }
 
+/// How deep delegations may nest (a plugin's IPAM's IPAM…): a config naming its own plugin as
+/// IPAM (`"ipam": {"type": "bridge"}`) would otherwise recurse until the stack (in-process) or the
+/// process table (exec'd) runs out.
+const MAX_DELEGATION_DEPTH: u32 = 8;
+
+thread_local! {
+    /// Delegations running in-process on this thread.
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The delegation depth here: the in-process ones on this thread and, for a plugin that was
+/// itself executed by a delegating one, theirs (`RCNI_DELEGATION_DEPTH`).
+fn depth() -> u32 {
+    DEPTH.get() + std::env::var("RCNI_DELEGATION_DEPTH").ok().and_then(|d| d.parse().ok()).unwrap_or(0)
+}
+
+fn check_depth(plugin: &str) -> Result<(), CniError> {
+    if depth() >= MAX_DELEGATION_DEPTH {
+        return Err(CniError::invalid_config(format!(
+            "delegating to {plugin:?} would nest plugins more than {MAX_DELEGATION_DEPTH} deep: does a plugin name itself (or its caller) as its ipam type?"
+        )));
+    }
+    Ok(())
+}
+
 fn locate(plugin: &str, args: &CmdArgs) -> Result<PathBuf, CniError> {
     cni_runtime::find::find_in_path(plugin, &args.paths()).map_err(|e| CniError::invalid_config(e.to_string()))
 }
 
 fn env(verb: &str, args: &CmdArgs) -> Vec<(String, String)> {
     vec![
+        ("RCNI_DELEGATION_DEPTH".into(), (std::env::var("RCNI_DELEGATION_DEPTH").ok().and_then(|d| d.parse::<u32>().ok()).unwrap_or(0) + DEPTH.get() + 1).to_string()),
         ("CNI_COMMAND".into(), verb.into()),
         ("CNI_CONTAINERID".into(), args.container_id.clone()),
         ("CNI_NETNS".into(), args.netns.clone()),
@@ -119,11 +147,13 @@ pub fn validate_own_ipam(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
 
 /// IPAM ADD with the caller's stdin.
 pub fn add(plugin: &str, args: &CmdArgs) -> Result<CniResult, CniError> {
+    check_depth(plugin)?;
     let path = locate(plugin, args)?;
     invoke::exec_plugin_with_result(&SelfExec::default(), &ctx(), &path, &args.stdin, &env("ADD", args)).map_err(cni)
 }
 
 fn no_result(verb: &str, plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    check_depth(plugin)?;
     let path = locate(plugin, args)?;
     invoke::exec_plugin_without_result(&SelfExec::default(), &ctx(), &path, &args.stdin, &env(verb, args)).map_err(cni)
 }
@@ -134,9 +164,13 @@ pub fn del(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
 }
 
 /// IPAM DEL for a DEL that must not fail on what cannot have been used: an IPAM type that is no
-/// valid plugin name, or that is not on `CNI_PATH`, allocated nothing an ADD kept (that ADD failed
-/// on it); it is skipped with a word on stderr.
+/// valid plugin name, is not on `CNI_PATH`, or nests too deep, allocated nothing an ADD kept (that
+/// ADD failed on it); it is skipped with a word on stderr.
 pub fn del_if_present(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    if let Err(e) = check_depth(plugin) {
+        eprintln!("{plugin}: not run for DEL: {}", e.msg);
+        return Ok(());
+    }
     match locate(plugin, args) {
         Ok(_) => del(plugin, args),
         Err(e) => {
