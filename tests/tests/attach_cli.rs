@@ -198,3 +198,38 @@ fn concurrent_attaches_of_one_namespace() {
         assert!(rcni(&["detach", &ns.name, "--conf-dir", &dir]).status.success());
     }
 }
+
+/// `--trace` lists every plugin run of the attach with its verb, how it ran, its duration and its
+/// kernel requests, and the total; `RCNI_TRACE=json` does the same for cnitool.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn trace_lists_every_plugin_with_a_duration() {
+    require_netsandbox();
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let ns = TestNetns::new("rcni-att-trace");
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir, "--trace", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = v["trace"]["steps"].as_array().unwrap();
+    let plugins: Vec<&str> = steps.iter().map(|s| s["plugin"].as_str().unwrap()).collect();
+    assert_eq!(plugins, ["loopback", "bridge", "portmap"], "{v}");
+    for s in steps {
+        assert_eq!((s["verb"].as_str(), s["how"].as_str(), s["ok"].as_bool()), (Some("ADD"), Some("in-process"), Some(true)), "{s}");
+        assert!(s["durationMs"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    let bridge = &steps[1];
+    assert!(bridge["kernelRequests"].as_u64().unwrap() >= 5, "bridge talks to the kernel: {bridge}");
+    assert!(bridge["summary"].as_str().unwrap().starts_with("10.209."), "{bridge}");
+    let total = v["trace"]["totalMs"].as_f64().unwrap();
+    let sum: f64 = steps.iter().map(|s| s["durationMs"].as_f64().unwrap()).sum();
+    assert!(total >= sum, "the total covers the steps: {total} < {sum}");
+    // text form on stderr
+    let out = rcni(&["detach", &ns.name, "--conf-dir", dir]);
+    assert!(out.status.success());
+    let out = rcni(&["attach", &ns.name, "--conf-dir", dir, "--trace"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.lines().filter(|l| l.starts_with("trace: ADD")).count() == 3 && err.contains("trace: total "), "{err}");
+    assert!(rcni(&["detach", &ns.name, "--conf-dir", dir]).status.success());
+}

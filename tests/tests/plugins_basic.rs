@@ -140,7 +140,8 @@ fn rcni_netns_round_trip() {
     let rcni = rcni_bin();
     let r = rcni.to_str().unwrap();
     assert_eq!(run_ok(r, &["netns", "add", "rcni-cli-ns"]).trim(), "/run/netns/rcni-cli-ns");
-    assert!(run_ok(r, &["netns", "ls"]).lines().any(|l| l == "rcni-cli-ns"));
+    assert!(run_ok(r, &["netns", "ls", "-q"]).lines().any(|l| l == "rcni-cli-ns"));
+    assert!(run_ok(r, &["netns", "ls"]).lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["rcni-cli-ns", "-", "-"]));
     assert!(run_ok("ip", &["netns", "list"]).contains("rcni-cli-ns"), "iproute2 sees it");
     // exec runs inside: only lo, and /sys shows the namespace's links
     let out = run_ok(r, &["netns", "exec", "rcni-cli-ns", "--", "sh", "-c", "ip -o link | wc -l; ls /sys/class/net"]);

@@ -281,12 +281,20 @@ fn dispatch_inner(plugin: &dyn Plugin, about: &About, getenv: Getenv, stdin: &mu
     if matches!(args.command.as_str(), "ADD" | "DEL") {
         check_netns(&args).map_err(fail)?;
     }
+    if args.command != "DEL" {
+        check_common_keys(&args.stdin).map_err(fail)?;
+    }
     match args.command.as_str() {
         "ADD" => {
-            if let Some(name) = args.net_conf().ok().map(|c| c.name) {
-                pending::mark(&args.pending_dir(), &name, &args.container_id, &args.ifname);
+            let marked = args.net_conf().ok().map(|c| pending::mark(&args.pending_dir(), &c.name, &args.container_id, &args.ifname));
+            let result = plugin.add(&args);
+            if result.is_err() {
+                // a failed ADD leaves nothing, its marker included (an earlier plugin's stays)
+                if let Some(m) = marked {
+                    m.undo();
+                }
             }
-            let result = plugin.add(&args).map_err(fail)?;
+            let result = result.map_err(fail)?;
             let result = result.convert(&conf_version).map_err(|e| fail(CniError::new(code::INCOMPATIBLE_CNI_VERSION, e.to_string())))?;
             stdout.write_all(&result.to_json_pretty()).map_err(|e| fail(CniError::io(e.to_string())))?;
             Ok(())
@@ -367,6 +375,23 @@ fn validate_config(data: &[u8]) -> Result<(), CniError> {
         return Err(CniError::invalid_config("missing network name"));
     }
     validate::network_name(&name)
+}
+
+/// Refuses a config whose common keys (`type`, `capabilities`, `ipam`, `dns`, `runtimeConfig`,
+/// `prevResult`, `args`, the GC lists) have the wrong JSON type (code 6), before ADD, CHECK, GC
+/// and STATUS: a plugin that reads only some of them must not act on such a config. DEL is left
+/// to the plugin, which reads what it needs and goes on without the rest (a DEL after a failed
+/// ADD must succeed).
+fn check_common_keys(stdin: &[u8]) -> Result<(), CniError> {
+    let conf: NetConf = serde_json::from_slice(stdin).map_err(|e| CniError::decoding(format!("failed to load netconf: {e}")))?;
+    let object_or_null = |v: Option<&serde_json::Value>| v.is_none_or(|v| v.is_object() || v.is_null());
+    if !object_or_null(conf.raw_prev_result.as_ref()) {
+        return Err(CniError::decoding("failed to load netconf: prevResult is not an object"));
+    }
+    if !object_or_null(conf.args.as_ref()) {
+        return Err(CniError::decoding("failed to load netconf: args is not an object"));
+    }
+    Ok(())
 }
 
 /// Refuses a `CNI_NETNS` that is this plugin's own network namespace: acting there would change

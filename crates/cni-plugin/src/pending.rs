@@ -8,7 +8,8 @@
 //!
 //! A marker is an empty file `<DIR>/<network>/<containerID>:<ifname>` (the three are validated:
 //! none has a `/`, a container ID has no `:`), its modification time when the ADD began. DEL
-//! removes it; GC removes the expired ones. Under /run: attachments do not outlive a reboot.
+//! removes it, as does the failure of the ADD that made it; GC removes the expired ones. Under
+//! /run: attachments do not outlive a reboot.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -30,23 +31,64 @@ fn marker(dir: &Path, network: &str, container_id: &str, ifname: &str) -> PathBu
     dir.join(network).join(format!("{container_id}:{ifname}"))
 }
 
-/// Marks an ADD of the attachment as begun (now). Best effort: without the marker only the
-/// protection is lost.
-pub fn mark(dir: &Path, network: &str, container_id: &str, ifname: &str) {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let path = marker(dir, network, container_id, ifname);
-    let open = || std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
-    let file = open().or_else(|_| {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path.parent().unwrap_or(dir))?;
-        open()
-    });
-    match file.and_then(|f| f.set_modified(SystemTime::now())) {
-        Ok(()) => {}
-        Err(e) => eprintln!("marking the ADD of {container_id}/{ifname} for GC's grace period: {}: {e}", path.display()),
+/// What [`mark`] made: the marker, and the directories it needed.
+#[derive(Debug, Default)]
+pub struct Marked {
+    file: Option<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Marked {
+    /// Whether this made the marker (rather than renewed one an earlier plugin of the chain made).
+    pub fn made(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Takes back what [`mark`] made, for an ADD that failed: a failed ADD leaves nothing.
+    pub fn undo(self) {
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
 
-/// Forgets the attachment (its DEL is done).
+/// Marks an ADD of the attachment as begun (now). Best effort: without the marker only the
+/// protection is lost.
+pub fn mark(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Marked {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = marker(dir, network, container_id, ifname);
+    let existed = path.exists();
+    let open = || std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
+    let mut dirs = Vec::new();
+    let file = open().or_else(|_| {
+        // the missing directories, outermost first, each made here
+        let parent = path.parent().unwrap_or(dir);
+        let mut missing: Vec<&Path> = parent.ancestors().take_while(|d| !d.exists()).collect();
+        missing.reverse();
+        for d in missing {
+            match std::fs::DirBuilder::new().mode(0o700).create(d) {
+                Ok(()) => dirs.push(d.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        open()
+    });
+    match file.and_then(|f| f.set_modified(SystemTime::now())) {
+        Ok(()) => Marked { file: (!existed).then_some(path), dirs },
+        Err(e) => {
+            eprintln!("marking the ADD of {container_id}/{ifname} for GC's grace period: {}: {e}", path.display());
+            Marked { file: None, dirs }
+        }
+    }
+}
+
+/// Forgets the attachment (its DEL is done, or the ADD that made the marker failed). The
+/// directories stay: like the network's lock and store, they are state an attachment's ADD may
+/// make once for every later one.
 pub fn clear(dir: &Path, network: &str, container_id: &str, ifname: &str) {
     let _ = std::fs::remove_file(marker(dir, network, container_id, ifname));
 }
@@ -88,6 +130,16 @@ mod tests {
         assert_eq!(r, [("c1".to_string(), "eth0".to_string()), ("c2".into(), "net1".into())]);
         clear(dir, "net", "c1", "eth0");
         assert_eq!(recent(dir, "net", DEFAULT_GRACE), [("c2".to_string(), "net1".to_string())]);
+        clear(dir, "other", "c3", "eth0");
+        assert!(mark(dir, "other", "c3", "eth0").made(), "made anew");
+        assert!(!mark(dir, "other", "c3", "eth0").made(), "renewed");
+        // a failed ADD takes back what its mark made, directories included
+        let fresh = dir.join("deep/er");
+        mark(&fresh, "n", "c9", "eth0").undo();
+        assert!(!dir.join("deep").exists(), "nothing left");
+        let kept = mark(dir, "net", "c2", "net1");
+        kept.undo();
+        assert!(dir.join("net").exists(), "a directory that was there stays");
         // an old marker no longer protects, and goes
         let old = dir.join("net/c2:net1");
         std::fs::File::options().write(true).open(&old).unwrap().set_modified(SystemTime::now() - Duration::from_secs(601)).unwrap();

@@ -273,3 +273,29 @@ fn an_add_in_progress_is_valid_for_gc_until_its_del() {
     assert_eq!(call(&p, &about(), &del, conf).0, 0);
     assert!(!gc(d).valid_attachments().unwrap().unwrap().contains(&("c1".to_string(), "eth0".to_string())));
 }
+
+#[test]
+fn common_keys_of_the_wrong_type_are_refused_before_every_verb_but_del() {
+    let p = Recorder::default();
+    let a = about();
+    for bad in [
+        r#"{"cniVersion":"1.1.0","name":"n","type":5}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","ipam":"host-local"}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","dns":{"nameservers":"8.8.8.8"}}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","capabilities":["portMappings"]}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","runtimeConfig":"x"}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","prevResult":5}"#,
+        r#"{"cniVersion":"1.1.0","name":"n","type":"t","args":["x"]}"#,
+    ] {
+        for cmd in ["ADD", "CHECK", "GC", "STATUS"] {
+            let (code, out, _) = call(&p, &a, &add_env(cmd), bad);
+            assert_eq!((code, err_of(&out).code), (1, 6), "{cmd} {bad}: {out}");
+        }
+        // DEL reads what it needs: a plugin whose DEL ignores these keys still succeeds
+        assert_eq!(call(&p, &a, &add_env("DEL"), bad).0, 0, "DEL {bad}");
+    }
+    assert_eq!(p.calls.borrow().iter().filter(|c| !c.starts_with("DEL")).count(), 0, "no verb but DEL ran");
+    // null is absent
+    let (code, out, _) = call(&p, &a, &add_env("ADD"), r#"{"cniVersion":"1.1.0","name":"n","type":"t","prevResult":null,"args":null}"#);
+    assert_eq!(code, 0, "{out}");
+}

@@ -12,7 +12,7 @@ use crate::find::join_path_list;
 use crate::invoke::{self, PluginArgs, PluginInfo};
 use cni_types::{gojson, validate, version, CniResult, GcAttachment, NetworkConfigList, PluginConfig};
 use serde_json::{Map, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Everything about one invocation except the network configuration.
@@ -55,6 +55,7 @@ pub struct CniConfig {
     pub path: Vec<PathBuf>,
     cache_dir: Option<PathBuf>,
     exec: Arc<dyn Exec>,
+    trace: Option<crate::trace::Sink>,
 }
 
 impl std::fmt::Debug for CniConfig {
@@ -88,7 +89,45 @@ impl<'a> Net<'a> {
 impl CniConfig {
     /// Plugins from `path`, cache in the default directory, plugins run as processes.
     pub fn new(path: Vec<PathBuf>) -> Self {
-        CniConfig { path, cache_dir: None, exec: Arc::new(RawExec::default()) }
+        CniConfig { path, cache_dir: None, exec: Arc::new(RawExec::default()), trace: crate::trace::from_env() }
+    }
+
+    /// Reports every plugin run to `sink` ([`crate::trace`]; replaces what `RCNI_TRACE` set).
+    pub fn with_trace(mut self, sink: crate::trace::Sink) -> Self {
+        self.trace = Some(sink);
+        self
+    }
+
+    /// Runs one plugin through `run`, reported to the trace sink when there is one.
+    fn traced<T>(
+        &self,
+        verb: &str,
+        network: &str,
+        plugin: &str,
+        ifname: &str,
+        path: &Path,
+        run: impl FnOnce() -> Result<T>,
+        summary: impl FnOnce(&T) -> String,
+    ) -> Result<T> {
+        let Some(sink) = &self.trace else { return run() };
+        let in_process = self.exec.runs_in_process(path);
+        let (start, k0) = (std::time::Instant::now(), crate::trace::kernel_requests());
+        let r = run();
+        let step = crate::trace::Step {
+            network: network.into(),
+            plugin: plugin.into(),
+            verb: verb.into(),
+            ifname: ifname.into(),
+            in_process,
+            duration: start.elapsed(),
+            kernel_requests: in_process.then(|| crate::trace::kernel_requests().wrapping_sub(k0)),
+            outcome: match &r {
+                Ok(v) => Ok(summary(v)),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        sink(&step);
+        r
     }
 
     /// Sets the cache directory (Go's `NewCNIConfigWithCacheDir`).
@@ -162,7 +201,12 @@ impl CniConfig {
             validate::interface_name(&rt.ifname)?;
         }
         let conf = Self::build_one_config(net.name, net.cni_version, plugin, prev, rt)?;
-        match verb {
+        let name = match verb {
+            Verb::Add => "ADD",
+            Verb::Check => "CHECK",
+            Verb::Del => "DEL",
+        };
+        let call = || match verb {
             Verb::Add => invoke::exec_plugin_with_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("ADD", rt)).map(Some),
             Verb::Check => {
                 invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("CHECK", rt)).map(|_| None)
@@ -170,7 +214,11 @@ impl CniConfig {
             Verb::Del => {
                 invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("DEL", rt)).map(|_| None)
             }
-        }
+        };
+        self.traced(name, net.name, &plugin.plugin_type, &rt.ifname, &path, call, |r| match r {
+            Some(res) => res.to_current().map(|c| c.ips.iter().map(|i| i.address.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            None => String::new(),
+        })
     }
 
     /// Runs the list's plugins in order, each getting the previous result as `prevResult`, and
@@ -406,7 +454,8 @@ impl CniConfig {
                 }
             };
             let res = self.exec.find_in_path(&plugin.plugin_type, &self.path).and_then(|path| {
-                invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("GC", &RuntimeConf::default()))
+                let gc = || invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("GC", &RuntimeConf::default()));
+                self.traced("GC", &list.name, &plugin.plugin_type, "", &path, gc, |_| String::new())
             });
             if let Err(e) = res {
                 errors.push(e.context(format!("failed to GC plugin {}", plugin.plugin_type)));
@@ -427,7 +476,8 @@ impl CniConfig {
                 Error::from(e).context(format!("failed to generate configuration to get plugin STATUS {}", plugin.plugin_type))
             })?;
             let path = self.exec.find_in_path(&plugin.plugin_type, &self.path)?;
-            invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("STATUS", &RuntimeConf::default()))?;
+            let status = || invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("STATUS", &RuntimeConf::default()));
+            self.traced("STATUS", &list.name, &plugin.plugin_type, "", &path, status, |_| String::new())?;
         }
         Ok(())
     }

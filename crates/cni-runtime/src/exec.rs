@@ -26,6 +26,11 @@ pub trait Exec: Send + Sync {
     fn find_in_path(&self, plugin: &str, paths: &[PathBuf]) -> Result<PathBuf> {
         crate::find::find_in_path(plugin, paths)
     }
+
+    /// Whether `plugin_path` runs inside this process (for traces).
+    fn runs_in_process(&self, _plugin_path: &Path) -> bool {
+        false
+    }
 }
 
 /// Where a plugin's stderr goes when it succeeds.

@@ -19,6 +19,7 @@ pub mod find;
 pub mod fsutil;
 pub mod invoke;
 pub mod lock;
+pub mod trace;
 
 pub use api::{CniConfig, GcArgs, RuntimeConf};
 pub use attach::{AttachResult, Namespace, NetworkSet};

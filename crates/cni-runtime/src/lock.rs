@@ -35,7 +35,7 @@ impl NetworkLock {
         if network.is_empty() || network.contains('/') || network == "." || network == ".." {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("invalid network name {network:?}")));
         }
-        std::fs::create_dir_all(dir)?;
+        crate::fsutil::create_dir_all_mode(dir, 0o700)?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(dir.join(network))?;
         lock_bounded(&file, mode)?;
         Ok(NetworkLock { _file: file })

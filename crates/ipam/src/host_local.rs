@@ -295,6 +295,18 @@ pub fn allocate(conf: &Config, id: &str, ifname: &str) -> Result<Result100, CniE
     if let Some(p) = &conf.resolv_conf {
         result.dns = parse_resolv_conf(p)?;
     }
+    // requested addresses no range set can serve (one per set) fail the ADD before the store is
+    // touched: allocating the other sets first would move their last_reserved_ip for nothing
+    let mut unserved: Vec<IpAddr> = conf.requested.clone();
+    for set in &conf.ranges {
+        if let Some(p) = unserved.iter().position(|ip| set.contains(ip)) {
+            unserved.remove(p);
+        }
+    }
+    if !unserved.is_empty() {
+        let list: Vec<String> = unserved.iter().map(|ip| ip.to_string()).collect();
+        return Err(invalid(format!("failed to allocate all requested IPs: {}", list.join(" "))));
+    }
     let store = Store::open(&conf.data_dir, &conf.name).map_err(io_err)?;
     let mut pending: VecDeque<IpAddr> = conf.requested.iter().copied().collect();
     let undo = |store: &Store, taken: &[IpConfig]| {
@@ -324,8 +336,12 @@ pub fn allocate(conf: &Config, id: &str, ifname: &str) -> Result<Result100, CniE
     Ok(result)
 }
 
-/// DEL: releases every address of `(id, ifname)` in the network; unknown IDs are fine.
+/// DEL: releases every address of `(id, ifname)` in the network; unknown IDs are fine, and a
+/// network without a store has nothing to release (none is created).
 pub fn release(name: &str, data_dir: &Path, id: &str, ifname: &str) -> Result<(), CniError> {
+    if !data_dir.join(name).is_dir() {
+        return Ok(());
+    }
     let store = Store::open(data_dir, name).map_err(io_err)?;
     store.release_by_id(id, ifname).map(|_| ()).map_err(io_err)
 }
@@ -358,10 +374,12 @@ pub fn status(conf: &Config) -> Result<(), CniError> {
     Ok(())
 }
 
-/// CHECK: `(id, ifname)` holds an address.
+/// CHECK: `(id, ifname)` holds an address (a network without a store holds none; CHECK makes
+/// no store).
 pub fn check(conf: &Config, id: &str, ifname: &str) -> Result<(), CniError> {
-    let store = Store::open(&conf.data_dir, &conf.name).map_err(io_err)?;
-    if store.find_by_id(id, ifname) {
+    let dir = conf.data_dir.join(&conf.name);
+    let store = if dir.is_dir() { Some(Store::open(&conf.data_dir, &conf.name).map_err(io_err)?) } else { None };
+    if store.is_some_and(|s| s.find_by_id(id, ifname)) {
         Ok(())
     } else {
         Err(CniError::internal(format!("host-local: Failed to find address added by container {id}")))
@@ -398,5 +416,35 @@ mod tests {
         assert_eq!(store_location(conf).unwrap(), None, "DEL: nothing can have been stored there");
         let abs = br#"{"cniVersion":"1.1.0","name":"n","ipam":{"type":"host-local","dataDir":"/x/y","subnet":"10.9.0.0/24"}}"#;
         assert_eq!(store_location(abs).unwrap(), Some(("n".into(), PathBuf::from("/x/y"))));
+    }
+
+    #[test]
+    fn refused_requests_and_releases_without_a_store_change_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = |args: &str| {
+            let c = format!(
+                r#"{{"cniVersion":"1.1.0","name":"n","ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"10.9.0.0/24"}}]]}}}}"#,
+                d.path().display()
+            );
+            load_config(c.as_bytes(), args).unwrap()
+        };
+        release("n", d.path(), "c1", "eth0").unwrap();
+        assert!(!d.path().join("n").exists(), "DEL of a network without a store creates none");
+        assert!(check(&conf(""), "c1", "eth0").is_err());
+        assert!(!d.path().join("n").exists(), "nor does CHECK");
+        allocate(&conf(""), "c1", "eth0").unwrap();
+        let last = std::fs::read_to_string(d.path().join("n/last_reserved_ip.0")).unwrap();
+        // an address outside every range, and two for one range set
+        for args in ["IP=10.1.2.3", "IgnoreUnknown=1;IP=10.9.0.50"] {
+            let mut c = conf(args);
+            if args.contains("50") {
+                c.requested.push("10.9.0.51".parse().unwrap());
+            }
+            let e = allocate(&c, "c2", "eth0").unwrap_err();
+            assert_eq!(e.code, 7, "{e}");
+            assert!(e.msg.starts_with("failed to allocate all requested IPs"), "{e}");
+        }
+        assert_eq!(std::fs::read_to_string(d.path().join("n/last_reserved_ip.0")).unwrap(), last, "a refused ADD moved nothing");
+        assert_eq!(std::fs::read_dir(d.path().join("n")).unwrap().count(), 4, "lock, last_reserved_ip.0, the index, c1's lease");
     }
 }

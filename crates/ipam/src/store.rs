@@ -47,11 +47,11 @@ fn err(what: impl std::fmt::Display, e: io::Error) -> io::Error {
 }
 
 impl Store {
-    /// Opens (creating) `<data_dir>/<network>` and takes its lock (waiting at most
-    /// [`cni_runtime::fsutil::LOCK_WAIT`], or to the runtime's deadline).
+    /// Opens (creating, 0700 like any missing parent) `<data_dir>/<network>` and takes its lock
+    /// (waiting at most [`cni_runtime::fsutil::LOCK_WAIT`], or to the runtime's deadline).
     pub fn open(data_dir: &Path, network: &str) -> io::Result<Store> {
         let dir = data_dir.join(network);
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&dir).map_err(|e| err(format!("creating {}", dir.display()), e))?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(|e| err(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
             .read(true)

@@ -12,7 +12,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
@@ -150,7 +150,10 @@ impl Drop for NetNsGuard {
 
 fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(Error::msg("naming a network namespace", format!("invalid name {name:?}")));
+        return Err(Error::msg(
+            "naming a network namespace",
+            format!("invalid name {name:?}: a name is one file name under {NETNS_RUN_DIR} (not empty, \".\" or \"..\", no \"/\")"),
+        ));
     }
     Ok(())
 }
@@ -163,7 +166,8 @@ pub fn named_path(name: &str) -> PathBuf {
 /// Makes `/run/netns` a shared mount point, as `ip netns add` does, so namespaces mounted there
 /// stay visible to other mount namespaces.
 fn ensure_run_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    // 0755 as iproute2 makes it (not 0777 under umask 0: nobody else may add or swap names)
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
     match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
         Ok(()) => Ok(()),
@@ -194,7 +198,8 @@ fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
     validate_name(name)?;
     ensure_run_dir(dir)?;
     let path = dir.join(name);
-    std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|e| {
+    // the mount point, mode 0 as iproute2 makes it (the bind mount covers it)
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o000).open(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::msg(format!("creating network namespace {name}"), "it already exists")
         } else {
@@ -234,9 +239,34 @@ pub fn create(name: Option<&str>) -> Result<PathBuf> {
     persist(Path::new(NETNS_RUN_DIR), &name, None)
 }
 
-/// Gives the namespace of process `pid` a name (`/run/netns/<name>`).
+/// Opens the network namespace process `pid` is in, with an error that says which of "no such
+/// process" and "its namespace does not open" (an exited process not yet reaped, no permission).
+pub fn open_pid(pid: u32) -> Result<NetNs> {
+    let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    NetNs::open(&path).map_err(|e| {
+        let proc_dir = Path::new("/proc").join(pid.to_string());
+        match (e.errno(), std::fs::symlink_metadata(&proc_dir).is_ok()) {
+            (_, false) => Error::msg(format!("opening the network namespace of process {pid}"), format!("there is no process {pid}")),
+            (Some(libc::ENOENT), true) => Error::msg(
+                format!("opening the network namespace of process {pid}"),
+                "the process has no network namespace any more (it has exited)",
+            ),
+            _ => e,
+        }
+    })
+}
+
+/// Gives the namespace of process `pid` a name (`/run/netns/<name>`) by bind mount, as
+/// `ip netns attach` and a runtime's pod sandbox do: the name keeps the namespace after the
+/// process has exited. The namespace is opened first and the open handle is what gets mounted,
+/// so a process that exits (and a PID that is reused) meanwhile cannot name another namespace.
+/// An invalid or taken name, a missing process or a namespace that does not open is refused
+/// before anything is created.
 pub fn persist_pid(pid: u32, name: &str) -> Result<PathBuf> {
-    persist(Path::new(NETNS_RUN_DIR), name, Some(&PathBuf::from(format!("/proc/{pid}/ns/net"))))
+    validate_name(name)?;
+    let ns = open_pid(pid)?;
+    let handle = PathBuf::from(format!("/proc/self/fd/{}", ns.as_raw_fd()));
+    persist(Path::new(NETNS_RUN_DIR), name, Some(&handle))
 }
 
 /// Deletes a named namespace: unmounts and removes its file. The namespace itself lives on while
@@ -265,6 +295,45 @@ pub fn list() -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Every process's network namespace, from `/proc/<pid>/ns/net`, in PID order. Processes whose
+/// namespace does not open (exited meanwhile, no permission) are left out, as `ip netns pids`
+/// does.
+pub fn processes() -> Result<Vec<(u32, NsId)>> {
+    let dir = std::fs::read_dir("/proc").map_err(|e| Error::io("reading /proc", e))?;
+    let mut all: Vec<(u32, NsId)> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let m = std::fs::metadata(format!("/proc/{pid}/ns/net")).ok()?;
+            Some((pid, (m.dev(), m.ino())))
+        })
+        .collect();
+    all.sort_unstable();
+    Ok(all)
+}
+
+/// The identity of the namespace at `path` (a name under `/run/netns`, a `/proc/<pid>/ns/net`),
+/// without keeping it open; `None` when the path is missing or is no namespace.
+pub fn id_of(path: impl AsRef<Path>) -> Option<NsId> {
+    NetNs::open_if_present(path).ok()??.id().ok()
+}
+
+/// The PIDs of every process in the named namespace, sorted (`ip netns pids`).
+pub fn pids(name: &str) -> Result<Vec<u32>> {
+    validate_name(name)?;
+    let path = named_path(name);
+    let id = NetNs::open(&path)
+        .map_err(|e| {
+            if e.is_not_found() {
+                Error::msg(format!("network namespace {name}"), "not found (rcni netns ls lists them)")
+            } else {
+                e
+            }
+        })?
+        .id()?;
+    Ok(processes()?.into_iter().filter(|(_, ns)| *ns == id).map(|(pid, _)| pid).collect())
+}
+
 /// The names under `/run/netns` that are the namespace of process `pid`.
 pub fn identify(pid: u32) -> Result<Vec<String>> {
     let target =
@@ -286,6 +355,20 @@ mod tests {
         let n = random_name().unwrap();
         assert_eq!(n.len(), 40, "{n}");
         assert!(n.starts_with("cni-") && n.as_bytes()[18] == b'4');
+    }
+
+    #[test]
+    fn processes_and_pid_namespaces() {
+        let me = NetNs::current().unwrap().id().unwrap();
+        let pid = std::process::id();
+        assert!(processes().unwrap().contains(&(pid, me)));
+        assert_eq!(open_pid(pid).unwrap().id().unwrap(), me);
+        assert_eq!(id_of(format!("/proc/{pid}/ns/net")), Some(me));
+        assert_eq!(id_of("/etc/hostname"), None);
+        // pid_max itself is never a PID
+        let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap().trim().parse().unwrap();
+        let e = open_pid(max).unwrap_err().to_string();
+        assert!(e.ends_with(&format!("there is no process {max}")), "{e}");
     }
 
     #[test]

@@ -255,10 +255,11 @@ impl Plugin for Bandwidth {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let c = load(args)?;
+        // the limits do not matter to DEL (a config refused for them must still DEL)
+        let c = crate::common::DelConf::read(args)?;
         let mut host = Netlink::new()?;
         // (a link of either name that is no IFB, or another owner's, was not made here)
-        let Some(l) = own_ifb(&mut host, &c.net.name, &args.container_id, &args.ifname)? else { return Ok(()) };
+        let Some(l) = own_ifb(&mut host, &c.name, &args.container_id, &args.ifname)? else { return Ok(()) };
         match host.del_link(l.index) {
             Err(e) if !e.is_not_found() => Err(e.into()),
             _ => Ok(()),

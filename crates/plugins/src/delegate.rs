@@ -43,6 +43,10 @@ pub fn builtin(path: &Path) -> Option<&'static crate::Entry> {
 }
 
 impl Exec for SelfExec {
+    fn runs_in_process(&self, path: &Path) -> bool {
+        self.in_process && builtin(path).is_some()
+    }
+
     fn exec_plugin(&self, ctx: &Ctx, path: &Path, stdin: &[u8], env: &[(String, String)]) -> cni_runtime::Result<Vec<u8>> {
         let Some(entry) = builtin(path).filter(|_| self.in_process) else {
             return self.raw.exec_plugin(ctx, path, stdin, env);
@@ -127,6 +131,19 @@ fn no_result(verb: &str, plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
 /// IPAM DEL.
 pub fn del(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     no_result("DEL", plugin, args)
+}
+
+/// IPAM DEL for a DEL that must not fail on what cannot have been used: an IPAM type that is no
+/// valid plugin name, or that is not on `CNI_PATH`, allocated nothing an ADD kept (that ADD failed
+/// on it); it is skipped with a word on stderr.
+pub fn del_if_present(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
+    match locate(plugin, args) {
+        Ok(_) => del(plugin, args),
+        Err(e) => {
+            eprintln!("{plugin}: not run for DEL: {}", e.msg);
+            Ok(())
+        }
+    }
 }
 
 /// IPAM CHECK.

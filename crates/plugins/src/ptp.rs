@@ -126,10 +126,10 @@ impl Plugin for Ptp {
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         // only what DEL needs is read: a value an ADD was refused for must not block it
-        let c: Conf = args.conf()?;
-        let o = Owner::new(&c.net.name, &args.container_id, &args.ifname);
+        let c = common::DelConf::read(args)?;
+        let o = Owner::new(&c.name, &args.container_id, &args.ifname);
         // the result's interfaces: host veth (0), container veth
-        veth::del(args, &c.net, &o, 0, common::ipam_type(&c.net).as_deref(), c.masq.ip_masq, |_| Ok(false))
+        veth::del(args, &c, &o, 0, c.flag("ipMasq"), |_| Ok(false))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -550,11 +550,20 @@ fn with_mac(mut prev: CniResult, ifname: &str, mac: &str) -> CniResult {
 impl Plugin for Tuning {
     fn add(&self, args: &CmdArgs) -> Result<CniResult, CniError> {
         let p = load(args, Verb::Add)?;
+        let file = backup_file(&p.data_dir, args);
+        // the backup's name and its temporary name (`.<name>.tmp`) must fit NAME_MAX: refused
+        // before anything changes (a 255-byte container ID is valid, but leaves no room)
+        let name_len = file.file_name().map_or(0, |n| n.len());
+        if name_len + ".".len() + ".tmp".len() > 255 {
+            return Err(CniError::new(
+                code::INVALID_ENVIRONMENT_VARIABLES,
+                format!("container ID and interface name too long for tuning's backup file name ({name_len} bytes)"),
+            ));
+        }
         let ns = crate::common::open_netns(&args.netns)?;
         let mut nl = if p.changes_link() { Some(Netlink::open_in(&ns)?) } else { None };
         let (orig, index) = originals(&ns, &mut nl, &args.ifname, &p)?;
 
-        let file = backup_file(&p.data_dir, args);
         // (a backup is only written, and so only read and restored, when something changes)
         let earlier = if orig.is_empty() { None } else { std::fs::read(&file).ok() };
         if !orig.is_empty() {

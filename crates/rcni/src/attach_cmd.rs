@@ -55,6 +55,10 @@ pub struct AttachArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// Report every plugin run (verb, in-process or exec, duration, kernel requests, outcome)
+    /// and the total, on stderr (with --json: as the output's "trace")
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, as `docker run -p` / `nerdctl run -p` take it
@@ -163,7 +167,13 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     let path = netns_path(&a.common.netns);
     netkit::NetNs::open(&path).map_err(|e| format!("{e} (create it with: rcni netns add {})", a.common.netns))?;
     let id = container_id(&a.common.netns, a.common.id.as_deref());
-    let cni = a.common.env.cni()?;
+    let steps: std::sync::Arc<std::sync::Mutex<Vec<cni_runtime::trace::Step>>> = Default::default();
+    let mut cni = a.common.env.cni()?;
+    if a.trace {
+        let sink = steps.clone();
+        cni = cni.with_trace(std::sync::Arc::new(move |s: &cni_runtime::trace::Step| sink.lock().unwrap_or_else(|e| e.into_inner()).push(s.clone())));
+    }
+    let started = std::time::Instant::now();
     let _container = lock_container(&id)?;
     // a second ADD would fail on the interfaces the first made, and its rollback would remove
     // the first attachment (same container and interface names)
@@ -201,17 +211,30 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
         ns = ns.with_capability("mac", serde_json::json!(mac));
     }
     let ctx = a.common.env.ctx();
-    let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) }.map_err(|e| e.to_string())?;
+    let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) };
+    let total = started.elapsed();
+    let steps = std::mem::take(&mut *steps.lock().unwrap_or_else(|e| e.into_inner()));
+    if a.trace && !a.json {
+        for s in &steps {
+            eprintln!("{}", cni_runtime::trace::to_text(s));
+        }
+        eprintln!("trace: total {:.3} ms for {} plugin runs", total.as_secs_f64() * 1e3, steps.len());
+    }
+    let result = result.map_err(|e| e.to_string())?;
     if a.json {
         let raw: Vec<serde_json::Value> = result
             .raw
             .iter()
             .map(|(net, ifname, r)| serde_json::json!({"network": net, "ifname": ifname, "result": cni_types::CniResult::V1(r.clone()).to_value()}))
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"containerId": id, "netns": path, "networks": raw})).expect("JSON")
-        );
+        let mut out = serde_json::json!({"containerId": id, "netns": path, "networks": raw});
+        if a.trace {
+            out["trace"] = serde_json::json!({
+                "steps": steps.iter().map(cni_runtime::trace::to_json).collect::<Vec<_>>(),
+                "totalMs": (total.as_secs_f64() * 1e6).round() / 1e3,
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
         return Ok(());
     }
     for (net, ifname, r) in &result.raw {

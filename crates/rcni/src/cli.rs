@@ -1,6 +1,6 @@
 //! The `rcni` command line.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -27,6 +27,17 @@ enum Command {
     },
     /// List the names this binary answers to
     Applets,
+    /// Print a shell completion script: rcni completion bash > /etc/bash_completion.d/rcni
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (rcni.1, rcni-network.1, …) into DIR, or print rcni.1
+    Man {
+        /// Directory for one page per command
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Attach a network namespace to networks (eth0, eth1, …; lo too)
     Attach(crate::attach_cmd::AttachArgs),
     /// Detach a network namespace from everything it was attached to
@@ -42,7 +53,7 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::network::NetworkCmd,
     },
-    /// Manage network namespaces (add, ls, del, exec, identify)
+    /// Manage network namespaces (add, attach, ls, pids, del, exec, identify)
     Netns {
         #[command(subcommand)]
         cmd: crate::netns_cmd::NetnsCmd,
@@ -77,6 +88,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Attach(a) => crate::attach_cmd::attach(a),
         Command::Detach(c) => crate::attach_cmd::detach(c),
         Command::Gc(g) => crate::gc_cmd::gc(g),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rcni", &mut std::io::stdout());
+            0
+        }
+        Command::Man { dir } => crate::exit::exit_code("man", man(dir.as_deref())),
         Command::Applets => {
             for a in crate::applets() {
                 println!("{a}");
@@ -84,4 +100,21 @@ pub fn main(args: Vec<OsString>) -> i32 {
             0
         }
     }
+}
+
+/// The man pages from the command definition: rcni.1 on stdout, or every command's page in `dir`
+/// (`rcni-network-create.1`, …).
+fn man(dir: Option<&std::path::Path>) -> Result<i32, String> {
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).map_err(|e| e.to_string())?;
+        }
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+            clap_mangen::generate_to(cmd, d).map_err(|e| format!("writing man pages into {}: {e}", d.display()))?;
+            println!("{}", d.display());
+        }
+    }
+    Ok(0)
 }

@@ -127,6 +127,7 @@ fn run(inv: &Invocation) -> Result<(), String> {
     let cni = CniConfig::new(cni_runtime::find::split_path_list(&std::env::var("CNI_PATH").unwrap_or_default()))
         .with_exec(std::sync::Arc::new(plugins::delegate::SelfExec::default()));
     let ctx = Ctx::background();
+    let started = std::time::Instant::now();
     let res = match inv.command.as_str() {
         "add" => cni.add_network_list(&ctx, &list, &rt).map(|result| {
             let mut out = std::io::stdout().lock();
@@ -144,6 +145,12 @@ fn run(inv: &Invocation) -> Result<(), String> {
         "status" => cni.get_status_network_list(&ctx, &list),
         _ => unreachable!("command checked"),
     };
+    // RCNI_TRACE: the library reported each plugin run; the total closes the report
+    match std::env::var("RCNI_TRACE").as_deref() {
+        Ok("json") => eprintln!("{}", serde_json::json!({"totalMs": (started.elapsed().as_secs_f64() * 1e6).round() / 1e3})),
+        Ok(v) if !v.is_empty() && v != "0" => eprintln!("trace: total {:.3} ms", started.elapsed().as_secs_f64() * 1e3),
+        _ => {}
+    }
     res.map_err(|e| e.to_string())
 }
 

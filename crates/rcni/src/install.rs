@@ -13,7 +13,7 @@ use cni_runtime::fsutil::same_file;
 
 /// Installs into `dir`; returns the paths created.
 pub fn install(dir: &Path, names: &[&str]) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
+    cni_runtime::fsutil::create_dir_all_mode(dir, 0o755)?;
     let exe = std::env::current_exe()?;
     let target = dir.join("rcni");
     let mut made = Vec::new();

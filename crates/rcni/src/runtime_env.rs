@@ -53,7 +53,8 @@ pub fn own_plugin_dir() -> std::io::Result<PathBuf> {
         }
     }
     let dir = PathBuf::from("/run/cni/rcni-bin");
-    std::fs::create_dir_all(&dir)?;
+    // a plugin directory: runtimes exec what its links name, so nobody but root may write it
+    cni_runtime::fsutil::create_dir_all_mode(&dir, 0o755)?;
     for a in crate::applets() {
         let link = dir.join(a);
         if std::fs::read_link(&link).ok().as_deref() == Some(exe.as_path()) {

@@ -11,7 +11,7 @@
 //! - `rawStdout`: printed as-is instead of anything else (with `exitWithCode`, default 0).
 //! - `reportVersionSupport`: versions answered to VERSION; `legacyNoVersion`: answer VERSION with
 //!   `unknown CNI_COMMAND: VERSION`, as 0.1.0-era plugins do.
-//! - `sleepMs`: delay before answering.
+//! - `sleepMs`: delay before answering; `sleepOn`: only for these commands (default all).
 //! - `log`: where to append the call record (JSON lines); default `<argv[0]>.log`.
 //!
 //! Each call appends `{"command","containerID","netns","ifname","args","path","stdin","env"}`.
@@ -118,7 +118,8 @@ fn main() {
     let log = control.get("log").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("{argv0}.log"));
     record(&log, &stdin_raw);
 
-    if let Some(ms) = control.get("sleepMs").and_then(Value::as_u64) {
+    let sleeps = control.get("sleepOn").and_then(Value::as_array).is_none_or(|on| on.iter().any(|c| c.as_str() == Some(command.as_str())));
+    if let Some(ms) = control.get("sleepMs").and_then(Value::as_u64).filter(|_| sleeps) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     if let Some(s) = control.get("reportStderr").and_then(Value::as_str) {

@@ -1,6 +1,8 @@
 //! Fixtures for driving real plugin processes from the runtime library.
 #![allow(dead_code)]
 
+pub mod chain;
+
 use cni_runtime::CniConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

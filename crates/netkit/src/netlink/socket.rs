@@ -94,6 +94,7 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             return Err(deadline_passed(op()));
         }
         fault::at_request(self.protocol, op)?;
+        cni_runtime::trace::kernel_request();
         self.send_buf.clear();
         for m in msgs.iter_mut() {
             m.finalize();
@@ -107,7 +108,9 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
             set_send_buffer(&self.sock, self.send_buf.len() + 4096).map_err(|e| Error::io(op(), e))?;
             self.send_buf_size = self.send_buf.len() + 4096;
         }
+        fault::kill_point();
         self.sock.send(&self.send_buf, 0).map_err(|e| Error::io(op(), e))?;
+        fault::kill_point();
         Ok(())
     }
 
@@ -214,11 +217,12 @@ impl<M: NetlinkSerializable + NetlinkDeserializable> NlSocket<M> {
     }
 }
 
-/// Fault injection for the tests of failure paths: `RCNI_TEST_FAULT=N:error` (or `N:panic`,
-/// `N:kill`) in a process's environment makes its Nth netlink request (counting from 1, rtnetlink
-/// and nftables alike; `nft:N:…` or `rt:N:…` counts only that protocol's) fail before it is sent,
-/// panic, or SIGKILL the process. Read once; unset, it costs a load and a compare per request.
-/// The only such hook in rcni.
+/// rcni's test hooks, all here: fault injection for the tests of failure paths and the crash
+/// tests' kill points. `RCNI_TEST_FAULT=N:error` (or `N:panic`, `N:kill`) in a process's
+/// environment makes its Nth netlink request (counting from 1, rtnetlink and nftables alike;
+/// `nft:N:…` or `rt:N:…` counts only that protocol's) fail before it is sent, panic, or SIGKILL
+/// the process; `RCNI_TEST_KILL_AT` see [`kill_point`]. Read once; unset, each costs a load and a
+/// compare per request.
 pub mod fault {
     use crate::error::{Error, Result};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -278,6 +282,24 @@ pub mod fault {
                 // SAFETY: raising a signal at ourselves.
                 unsafe { libc::raise(libc::SIGKILL) };
                 unreachable!("SIGKILL")
+            }
+        }
+    }
+
+    /// The crash tests' kill points (`tests/tests/crash.rs`): with `RCNI_TEST_KILL_AT=N` in the
+    /// environment (read once), this process's group is SIGKILLed at its Nth point, counted over
+    /// every netlink socket of the process: point 2k-1 is just before the k-th request goes to
+    /// the kernel, point 2k just after it went, before its answer is read. So N = 1, 2, 3, …
+    /// walks through every kernel change an operation makes. Unset, a point costs one load of an
+    /// initialised `OnceLock`.
+    pub(super) fn kill_point() {
+        use std::sync::atomic::AtomicU64;
+        static AT: OnceLock<Option<u64>> = OnceLock::new();
+        static PASSED: AtomicU64 = AtomicU64::new(0);
+        if let Some(at) = *AT.get_or_init(|| std::env::var("RCNI_TEST_KILL_AT").ok().and_then(|v| v.parse().ok())) {
+            if PASSED.fetch_add(1, Ordering::Relaxed) + 1 == at {
+                // SAFETY: kill(2) of our own process group; nothing of ours runs afterwards.
+                unsafe { libc::kill(0, libc::SIGKILL) };
             }
         }
     }

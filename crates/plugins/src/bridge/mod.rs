@@ -451,11 +451,10 @@ impl Plugin for Bridge {
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
         // only what DEL needs is read: a value an ADD was refused for (a bad MAC, VLAN, MTU)
         // must not block it
-        let c: Conf = args.conf()?;
-        let o = Owner::new(&c.net.name, &args.container_id, &args.ifname);
-        let ipam = common::ipam_type(&c.net);
+        let c = common::DelConf::read(args)?;
+        let o = Owner::new(&c.name, &args.container_id, &args.ifname);
         // the result's interfaces: bridge, host veth (1), container veth
-        veth::del(args, &c.net, &o, 1, ipam.as_deref(), c.masq.ip_masq || c.macspoofchk, |nft| spoofchk::teardown(nft, &o))
+        veth::del(args, &c, &o, 1, c.flag("ipMasq") || c.flag("macspoofchk"), |nft| spoofchk::teardown(nft, &o))
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {

@@ -15,6 +15,49 @@ use cni_types::CniError;
 use netkit::{NetNs, Netlink};
 use serde::Deserialize;
 
+/// What a DEL reads of its config. DEL after any failed ADD must succeed, and an ADD was refused
+/// for any key of the wrong type or with a bad value, so DEL reads only the network's name and
+/// the keys that tell what an ADD may have made, and a key it cannot read counts as absent.
+pub struct DelConf {
+    pub name: String,
+    raw: serde_json::Map<String, serde_json::Value>,
+    /// prevResult, when the config has one that reads.
+    pub prev: Option<Result100>,
+}
+
+impl DelConf {
+    /// Fails only when the config is no JSON object with a name (the SDK has refused that already).
+    pub fn read(args: &CmdArgs) -> Result<DelConf, CniError> {
+        let raw: serde_json::Map<String, serde_json::Value> = args.conf()?;
+        let name = raw.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        if name.is_empty() {
+            return Err(CniError::invalid_config("missing network name"));
+        }
+        let prev = args.net_conf().ok().and_then(|n| args.prev_result_hint(&n));
+        Ok(DelConf { name, raw, prev })
+    }
+
+    /// A boolean key: true only when it is `true`.
+    pub fn flag(&self, key: &str) -> bool {
+        self.raw.get(key).and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
+    /// A string key.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.raw.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
+    }
+
+    /// `ipam.type`, when it is a string.
+    pub fn ipam_type(&self) -> Option<&str> {
+        self.raw.get("ipam").and_then(|i| i.get("type")).and_then(|t| t.as_str()).filter(|t| !t.is_empty())
+    }
+
+    /// prevResult's addresses (DEL's hint for finding objects by address).
+    pub fn hint(&self) -> Vec<std::net::IpAddr> {
+        self.prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect()
+    }
+}
+
 /// The container's namespace; a path that does not open is the reference's error.
 pub fn open_netns(netns: &str) -> Result<NetNs, CniError> {
     NetNs::open(netns).map_err(|e| CniError::internal(format!("failed to open netns {netns:?}: {e}")))

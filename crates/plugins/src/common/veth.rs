@@ -6,7 +6,7 @@ use super::Rollback;
 use crate::delegate;
 use cni_plugin::{CmdArgs, Failures};
 use cni_types::result::Result100;
-use cni_types::{CniError, NetConf};
+use cni_types::CniError;
 use ipnet::IpNet;
 use netkit::iface::remove_veth;
 use netkit::nft::{self, Client};
@@ -35,15 +35,14 @@ pub fn masquerade(rb: &mut Rollback, owner: &Owner, addrs: &[IpNet]) -> Result<(
 /// already gone is fine.
 pub fn del(
     args: &CmdArgs,
-    net: &NetConf,
+    c: &super::DelConf,
     owner: &Owner,
     host_end: usize,
-    ipam: Option<&str>,
     uses_nft: bool,
     more: impl FnOnce(&mut dyn Client) -> netkit::Result<bool>,
 ) -> Result<(), CniError> {
-    let prev = args.prev_result_hint(net);
-    let hint: Vec<IpAddr> = prev.iter().flat_map(|p| p.ips.iter().map(|i| i.address.addr())).collect();
+    let prev = &c.prev;
+    let hint: Vec<IpAddr> = c.hint();
     // without masquerade or spoof check nothing of this attachment is in nftables: no request
     // (a config changed since its ADD leaves elements to GC)
     if uses_nft {
@@ -55,8 +54,8 @@ pub fn del(
     let mut host = Netlink::new()?;
     let end = prev.as_ref().and_then(|p| p.interfaces.get(host_end)).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
     remove_veth(&mut host, end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname)?;
-    if let Some(t) = ipam {
-        delegate::del(t, args)?;
+    if let Some(t) = c.ipam_type() {
+        delegate::del_if_present(t, args)?;
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ use netkit::{Error, Result};
 use std::fs::File;
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -447,12 +448,13 @@ impl Lock {
     fn take() -> Result<Lock> {
         let path = Path::new(LOCK_PATH);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            cni_runtime::fsutil::create_dir_all_mode(dir, 0o700).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| Error::io(format!("opening {LOCK_PATH}"), e))?;
         f.lock().map_err(|e| Error::io(format!("locking {LOCK_PATH}"), e))?;

@@ -121,9 +121,9 @@ impl Plugin for Firewall {
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
-        let c: Conf = args.conf()?;
-        let hint: Vec<IpAddr> = args.prev_result_hint(&c.net).map(|p| p.ips.iter().map(|i| i.address.addr()).collect()).unwrap_or_default();
-        if c.backend.as_deref() == Some("iptables") {
+        let c = crate::common::DelConf::read(args)?;
+        let hint: Vec<IpAddr> = c.hint();
+        if c.string("backend") == Some("iptables") {
             // as the reference, DEL ignores iptables' errors (a runtime would retry it forever)
             if let Err(e) = iptables::teardown(&hint) {
                 eprintln!("firewall: removing the iptables rules: {e}");
@@ -131,7 +131,7 @@ impl Plugin for Firewall {
             return Ok(());
         }
         let mut nft = nft::shared()?;
-        nftables::teardown(&mut nft, &owner(args, &c), &hint)?;
+        nftables::teardown(&mut nft, &Owner::new(&c.name, &args.container_id, &args.ifname), &hint)?;
         Ok(())
     }
 
