@@ -120,11 +120,14 @@ fn findings(report: &Value) -> &Vec<Value> {
     report["findings"].as_array().unwrap()
 }
 
-/// A lease file of `network` for `holder`, written as host-local does, `age` old.
+/// A lease file of `network` for `holder`, written as host-local does (0600), `age` old.
 fn plant_lease(network: &str, ip: &str, holder: &str, age: Duration) -> String {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = format!("/var/lib/cni/networks/{network}/{ip}");
-    std::fs::write(&path, holder).unwrap();
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(SystemTime::now() - age).unwrap();
+    let mut f = std::fs::File::options().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+    f.write_all(holder.as_bytes()).unwrap();
+    f.set_modified(SystemTime::now() - age).unwrap();
     path
 }
 
@@ -264,7 +267,7 @@ fn config_problems_are_errors() {
         finding(&report, "subnets", "networks docnet (") ,
         finding(&report, "config", &format!("{broken} does not load: ")),
         finding(&report, "config", &format!("network docrange ({bad_range}): bridge's host-local IPAM: invalid range set 0")),
-        finding(&report, "permissions", &format!("{} (mode 0666) is writable by every user", node.file("10-docnet.conflist"))),
+        finding(&report, "permissions", &format!("{} (mode 0666, at most 0644) is writable by every user", node.file("10-docnet.conflist"))),
     ];
     for e in &errors {
         assert_eq!(e["severity"], "error", "{e}");
@@ -279,7 +282,7 @@ fn config_problems_are_errors() {
         "{}",
         errors[2]
     );
-    assert_eq!(errors[5]["fix"], format!("chmod o-w {}", node.file("10-docnet.conflist")));
+    assert_eq!(errors[5]["fix"], format!("chmod go-w {}", node.file("10-docnet.conflist")));
     assert_eq!(findings(&report).len(), errors.len(), "nothing else: {report:#}");
 
     // without the plants: healthy again
