@@ -28,7 +28,7 @@ pub struct DoctorArgs {
     /// Network configuration directory
     #[arg(long, default_value = DEFAULT_CONF_DIR, env = "NETCONFPATH")]
     pub conf_dir: PathBuf,
-    /// Plugin directories other runtimes search (colon separated)
+    /// Plugin directories the networks' plugins are looked up in, as runtimes do (colon separated)
     #[arg(long, env = "CNI_PATH", default_value = "/opt/cni/bin")]
     pub cni_path: String,
     /// table or json
