@@ -46,6 +46,8 @@ enum Command {
     Gc(crate::gc_cmd::GcArgsCli),
     /// List every attachment on the node (from the result cache)
     Ps(crate::ps_cmd::PsArgs),
+    /// Explain what is wrong with the node's CNI state, and how to fix it (changes nothing)
+    Doctor(crate::doctor::DoctorArgs),
     /// Manage networks (create, ls, inspect, rm, prune)
     Network {
         #[command(subcommand)]
@@ -82,6 +84,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
         Command::Network { cmd } => crate::network::run(cmd),
         Command::Ps(a) => crate::ps_cmd::ps(a),
+        Command::Doctor(a) => crate::doctor::doctor(a),
         Command::Attach(a) => crate::attach_cmd::attach(a),
         Command::Detach(c) => crate::attach_cmd::detach(c),
         Command::Gc(g) => crate::gc_cmd::gc(g),

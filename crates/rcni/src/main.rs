@@ -6,6 +6,7 @@ mod attachments;
 mod cli;
 mod cnitool;
 mod default_network;
+mod doctor;
 mod exit;
 mod gc_cmd;
 mod install;

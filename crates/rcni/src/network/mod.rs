@@ -10,6 +10,7 @@ mod plan;
 mod remove;
 mod show;
 
+pub(crate) use plan::subnets_of;
 pub use plan::{CreateOpts, Driver, ID_KEY};
 pub(crate) use show::print_table;
 
