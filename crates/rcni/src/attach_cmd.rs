@@ -150,7 +150,7 @@ fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
         let made_by_rcni = std::fs::read(&f.path)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v.get(crate::network::ID_KEY).is_some());
+            .is_some_and(|v| v.get(crate::shared::ID_KEY).is_some());
         if made_by_rcni {
             continue;
         }

@@ -14,6 +14,7 @@ mod netns_cmd;
 mod network;
 mod ps_cmd;
 mod runtime_env;
+mod shared;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -204,7 +204,7 @@ fn ls(a: &LsArgs) -> Result<i32, String> {
             [name, pids, atts]
         })
         .collect();
-    crate::network::print_table(&["NAME", "PIDS", "ATTACHMENTS"], &rows);
+    crate::shared::print_table(&["NAME", "PIDS", "ATTACHMENTS"], &rows);
     Ok(0)
 }
 

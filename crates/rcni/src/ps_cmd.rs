@@ -50,6 +50,6 @@ fn run(a: &PsArgs) -> Result<i32, String> {
             ]
         })
         .collect();
-    crate::network::print_table(&["CONTAINER", "NETNS", "NETWORK", "IFNAME", "ADDRESSES", "PORTS", "AGE"], &rows);
+    crate::shared::print_table(&["CONTAINER", "NETNS", "NETWORK", "IFNAME", "ADDRESSES", "PORTS", "AGE"], &rows);
     Ok(0)
 }

@@ -10,9 +10,7 @@ mod plan;
 mod remove;
 mod show;
 
-pub(crate) use plan::subnets_of;
-pub use plan::{CreateOpts, Driver, ID_KEY};
-pub(crate) use show::print_table;
+pub use plan::{CreateOpts, Driver};
 
 use crate::exit::exit_code;
 use clap::{Args, Subcommand};
@@ -128,7 +126,7 @@ fn taken(files: &[NetworkFile]) -> Result<Vec<plan::Taken>, String> {
         let Ok(bytes) = std::fs::read(&f.path) else { continue };
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
         let name = f.name.clone().unwrap_or_else(|| "?".into());
-        for net in plan::subnets_of(&v) {
+        for net in crate::shared::subnets_of(&v) {
             out.push(plan::Taken { net, what: format!("network {name} ({})", f.path.display()) });
         }
     }

@@ -16,10 +16,7 @@ use std::net::{IpAddr, Ipv6Addr};
 /// Where automatic IPv4 subnets come from: /24s of it, from the second on.
 pub const POOL_V4: &str = "10.210.0.0/16";
 
-/// The keys rcni adds to the conflists it writes (plugins never see top-level keys).
-pub const ID_KEY: &str = "rcniID";
-pub const LABELS_KEY: &str = "rcniLabels";
-pub const OPTIONS_KEY: &str = "rcniOptions";
+use crate::shared::{ID_KEY, LABELS_KEY, OPTIONS_KEY};
 
 /// `--driver`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -336,33 +333,6 @@ fn list(nets: &[IpNet]) -> String {
     nets.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Every subnet a network file declares: each `subnet` key anywhere in it (host-local's ranges
-/// and legacy single range, static's addresses, any other IPAM's), and `ipRanges`-style entries.
-pub fn subnets_of(v: &Value) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    walk(v, &mut out);
-    out
-}
-
-fn walk(v: &Value, out: &mut Vec<IpNet>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                match (k.as_str(), x) {
-                    ("subnet" | "address", Value::String(s)) => {
-                        if let Ok(n) = s.parse::<IpNet>() {
-                            out.push(n.trunc());
-                        }
-                    }
-                    _ => walk(x, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,16 +468,5 @@ mod tests {
         assert!(plan(&o, &[]).unwrap_err().starts_with("--cni-version 0.4.0"));
         o.cni_version = "1.1.0".into();
         assert_eq!(plan(&o, &[]).unwrap().conflist["cniVersion"], "1.1.0");
-    }
-
-    #[test]
-    fn subnets_of_any_tools_file() {
-        let podman = json!({"cniVersion": "0.4.0", "name": "podman", "plugins": [{"type": "bridge", "ipam": {"type": "host-local",
-            "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]]}}]});
-        let legacy = json!({"name": "old", "type": "bridge", "ipam": {"type": "host-local", "subnet": "10.22.0.5/16"}});
-        let st = json!({"name": "st", "type": "ptp", "ipam": {"type": "static", "addresses": [{"address": "192.168.5.9/24"}]}});
-        assert_eq!(subnets_of(&podman), vec!["10.88.0.0/16".parse::<IpNet>().unwrap()]);
-        assert_eq!(subnets_of(&legacy), vec!["10.22.0.0/16".parse::<IpNet>().unwrap()]);
-        assert_eq!(subnets_of(&st), vec!["192.168.5.0/24".parse::<IpNet>().unwrap()]);
     }
 }

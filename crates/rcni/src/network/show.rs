@@ -7,7 +7,7 @@
 //! `inspect` adds `labels`, `options`, `bridge`, `internal`, `createdBy` ("rcni", "nerdctl" or
 //! ""), `attachments` (see `rcni ps`) and `config` (the file's JSON).
 
-use super::plan::{ID_KEY, LABELS_KEY, OPTIONS_KEY};
+use crate::shared::{ID_KEY, LABELS_KEY, OPTIONS_KEY};
 use super::{networks, Dir};
 use crate::attachments::{self, Attachment};
 use clap::Args;
@@ -77,7 +77,7 @@ impl Shown {
     }
 
     fn subnets(&self) -> Vec<String> {
-        super::plan::subnets_of(&self.raw).iter().map(|s| s.to_string()).collect()
+        crate::shared::subnets_of(&self.raw).iter().map(|s| s.to_string()).collect()
     }
 
     fn gateways(&self) -> Vec<String> {
@@ -198,7 +198,7 @@ pub fn ls(a: &LsArgs) -> Result<i32, String> {
             ]
         })
         .collect();
-    print_table(&["NAME", "ID", "DRIVER", "SUBNETS", "GATEWAY", "CONTAINERS", "FILE"], &rows);
+    crate::shared::print_table(&["NAME", "ID", "DRIVER", "SUBNETS", "GATEWAY", "CONTAINERS", "FILE"], &rows);
     Ok(0)
 }
 
@@ -210,29 +210,4 @@ pub fn inspect(a: &InspectArgs) -> Result<i32, String> {
     }
     println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
     Ok(0)
-}
-
-/// Columns padded to their widest cell, two spaces apart.
-pub(crate) fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Pairs of networks whose subnets overlap: containers of both get the same addresses, and the
 /// node routes the prefix to one bridge only.
 pub fn subnets(f: &Facts) -> Vec<Finding> {
-    let nets: Vec<(&Network, Vec<IpNet>)> = networks_in_use(f).into_iter().map(|n| (n, crate::network::subnets_of(&n.raw))).collect();
+    let nets: Vec<(&Network, Vec<IpNet>)> = networks_in_use(f).into_iter().map(|n| (n, crate::shared::subnets_of(&n.raw))).collect();
     let mut out = Vec::new();
     for (i, (a, sa)) in nets.iter().enumerate() {
         for (b, sb) in &nets[i + 1..] {
@@ -56,7 +56,7 @@ fn gateway(n: &Network) -> Option<Gateway> {
         "ptp" => true,
         _ => return None,
     };
-    let subnets = crate::network::subnets_of(&n.raw);
+    let subnets = crate::shared::subnets_of(&n.raw);
     let v6 = subnets.iter().any(|s| s.addr().is_ipv6());
     // no subnet in the file (dhcp, runtime-given ranges): assume IPv4
     let v4 = subnets.iter().any(|s| s.addr().is_ipv4()) || !v6;

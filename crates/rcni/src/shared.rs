@@ -1,0 +1,80 @@
+//! What several subcommands share (they never import each other): the keys rcni writes into the
+//! conflists it creates, the subnets a network file declares, and aligned tables.
+
+use ipnet::IpNet;
+use serde_json::Value;
+
+/// The keys rcni adds at the top of the conflists `rcni network create` writes (plugins never see
+/// top-level keys): the network's ID (its presence marks a network rcni made), labels, options.
+pub const ID_KEY: &str = "rcniID";
+pub const LABELS_KEY: &str = "rcniLabels";
+pub const OPTIONS_KEY: &str = "rcniOptions";
+
+/// Every subnet a network file declares: each `subnet` key anywhere in it (host-local's ranges
+/// and legacy single range, static's addresses, any other IPAM's), and `ipRanges`-style entries.
+pub fn subnets_of(v: &Value) -> Vec<IpNet> {
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out
+}
+
+fn walk(v: &Value, out: &mut Vec<IpNet>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("subnet" | "address", Value::String(s)) => {
+                        if let Ok(n) = s.parse::<IpNet>() {
+                            out.push(n.trunc());
+                        }
+                    }
+                    _ => walk(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+        _ => {}
+    }
+}
+
+/// Columns padded to their widest cell, two spaces apart.
+pub fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(head.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subnets_of_any_tools_file() {
+        let podman = json!({"cniVersion": "0.4.0", "name": "podman", "plugins": [{"type": "bridge", "ipam": {"type": "host-local",
+            "ranges": [[{"subnet": "10.88.0.0/16", "gateway": "10.88.0.1"}]]}}]});
+        let legacy = json!({"name": "old", "type": "bridge", "ipam": {"type": "host-local", "subnet": "10.22.0.5/16"}});
+        let st = json!({"name": "st", "type": "ptp", "ipam": {"type": "static", "addresses": [{"address": "192.168.5.9/24"}]}});
+        assert_eq!(subnets_of(&podman), vec!["10.88.0.0/16".parse::<IpNet>().unwrap()]);
+        assert_eq!(subnets_of(&legacy), vec!["10.22.0.0/16".parse::<IpNet>().unwrap()]);
+        assert_eq!(subnets_of(&st), vec!["192.168.5.0/24".parse::<IpNet>().unwrap()]);
+    }
+}
