@@ -46,12 +46,8 @@ pub enum NetnsCmd {
 
 #[derive(Args)]
 pub struct LsArgs {
-    /// table or json
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Same as --format json
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::shared::Output,
     /// Names only, one per line
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -186,7 +182,7 @@ fn ls(a: &LsArgs) -> Result<i32, String> {
         return Ok(0);
     }
     let all = gather()?;
-    if a.json || a.format == "json" {
+    if a.output.json() {
         let v: Vec<Value> = all.iter().map(Named::to_json).collect();
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(0);

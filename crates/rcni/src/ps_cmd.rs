@@ -9,12 +9,8 @@ use serde_json::Value;
 
 #[derive(Args)]
 pub struct PsArgs {
-    /// table or json
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Same as --format json
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::shared::Output,
     /// Only this network's
     #[arg(long = "network", short = 'n')]
     pub network: Option<String>,
@@ -27,7 +23,7 @@ pub fn ps(a: PsArgs) -> i32 {
 fn run(a: &PsArgs) -> Result<i32, String> {
     let mut all = attachments::cached(a.network.as_deref().unwrap_or(""))?;
     all.sort_by(|x, y| (&x.container_id, &x.network, &x.ifname).cmp(&(&y.container_id, &y.network, &y.ifname)));
-    if a.json || a.format == "json" {
+    if a.output.json() {
         let v: Vec<Value> = all.iter().map(|x| x.to_json()).collect();
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(0);

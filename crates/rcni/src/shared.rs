@@ -4,6 +4,24 @@
 use ipnet::IpNet;
 use serde_json::Value;
 
+/// `--format table|json` (and `--json`, its alias), for every command that prints state.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Output {
+    /// table or json
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// Same as --format json
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Output {
+    /// JSON asked for.
+    pub fn json(&self) -> bool {
+        self.json || self.format == "json"
+    }
+}
+
 /// The keys rcni adds at the top of the conflists `rcni network create` writes (plugins never see
 /// top-level keys): the network's ID (its presence marks a network rcni made), labels, options.
 pub const ID_KEY: &str = "rcniID";

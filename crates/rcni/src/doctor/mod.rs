@@ -31,12 +31,8 @@ pub struct DoctorArgs {
     /// Plugin directories the networks' plugins are looked up in, as runtimes do (colon separated)
     #[arg(long, env = "CNI_PATH", default_value = "/opt/cni/bin")]
     pub cni_path: String,
-    /// table or json
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Same as --format json
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::shared::Output,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,7 +131,7 @@ pub fn doctor(a: DoctorArgs) -> i32 {
     let paths = cni_runtime::find::split_path_list(&a.cni_path);
     let facts = collect::collect(&a.conf_dir, &paths);
     let findings = sorted(checks::all(&facts));
-    if a.json || a.format == "json" {
+    if a.output.json() {
         println!("{}", serde_json::to_string_pretty(&to_json(&findings)).expect("JSON"));
     } else {
         print!("{}", to_text(&findings));

@@ -16,12 +16,8 @@ use serde_json::{json, Value};
 
 #[derive(Args)]
 pub struct LsArgs {
-    /// table or json
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Same as --format json
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: crate::shared::Output,
     /// Names only
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -178,7 +174,7 @@ pub fn ls(a: &LsArgs) -> Result<i32, String> {
         }
         return Ok(0);
     }
-    if a.json || a.format == "json" {
+    if a.output.json() {
         let v: Vec<Value> = all.iter().map(Shown::summary).collect();
         println!("{}", serde_json::to_string_pretty(&v).expect("JSON"));
         return Ok(0);
