@@ -190,8 +190,17 @@ fn run_gc(g: &GcArgsCli) -> Result<i32, String> {
     if let Some(n) = g.networks.iter().find(|n| !lists.iter().any(|l| &l.name == *n) && !others.contains(n)) {
         return Err(format!("no network {n:?} in {} or in the result cache", g.env.conf_dir.display()));
     }
-    let mut reports: Vec<Report> = lists.iter().map(|l| collect(g, &cni, &l.name, Some(l))).collect();
-    reports.extend(others.iter().map(|n| collect(g, &cni, n, None)));
+    let mut progress = crate::shared::Progress::new("gc", lists.len() + others.len());
+    let mut reports: Vec<Report> = Vec::new();
+    for l in &lists {
+        progress.step(&l.name);
+        reports.push(collect(g, &cni, &l.name, Some(l)));
+    }
+    for n in &others {
+        progress.step(n);
+        reports.push(collect(g, &cni, n, None));
+    }
+    drop(progress);
     let failed = reports.iter().any(|r| !r.errors.is_empty());
     if g.json {
         let nets: Vec<Value> = reports

@@ -4,6 +4,48 @@
 use ipnet::IpNet;
 use serde_json::Value;
 
+/// Progress of long work (`gc`, `network prune`, `network rm` of several) on a terminal: one
+/// line on stderr, rewritten per step and cleared at the end; nothing when stderr is no terminal.
+pub struct Progress {
+    total: usize,
+    done: usize,
+    on: bool,
+}
+
+impl Progress {
+    pub fn new(what: &str, total: usize) -> Progress {
+        use std::io::IsTerminal;
+        let on = total > 1 && std::io::stderr().is_terminal();
+        if on {
+            eprint!("\r\x1b[K{what}: 0/{total}");
+        }
+        Progress { total, done: 0, on }
+    }
+
+    /// The next step, `item`, begins.
+    pub fn step(&mut self, item: &str) {
+        self.done += 1;
+        if self.on {
+            eprint!("\r\x1b[K[{}/{}] {item}", self.done, self.total);
+        }
+    }
+}
+
+impl Progress {
+    /// Clears the line, before the step's own output.
+    pub fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// `--format table|json` (and `--json`, its alias), for every command that prints state.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Output {

@@ -56,8 +56,12 @@ pub fn rm(a: &RmArgs) -> Result<i32, String> {
         chosen.push(s);
     }
     let mut failed = false;
+    let mut progress = crate::shared::Progress::new("network rm", chosen.len());
     for s in chosen {
-        match remove_one(s, &all, &a.env) {
+        progress.step(&s.name());
+        let outcome = remove_one(s, &all, &a.env);
+        progress.clear();
+        match outcome {
             Ok(notes) => {
                 println!("{}", s.name());
                 for n in notes {
@@ -92,8 +96,12 @@ pub fn prune(a: &PruneArgs) -> Result<i32, String> {
     }
     println!("Deleted Networks:");
     let mut failed = false;
+    let mut progress = crate::shared::Progress::new("network prune", unused.len());
     for s in unused {
-        match remove_one(s, &all, &a.env) {
+        progress.step(&s.name());
+        let outcome = remove_one(s, &all, &a.env);
+        progress.clear();
+        match outcome {
             Ok(_) => println!("{}", s.name()),
             Err(e) => {
                 eprintln!("rcni network prune: {}: {e}", s.name());
