@@ -60,8 +60,15 @@ impl Marked {
 pub fn mark(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Marked {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let path = marker(dir, network, container_id, ifname);
-    let existed = path.exists();
-    let open = || std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&path);
+    // made here or renewed: an exclusive create tells which without a stat first
+    let existed = std::cell::Cell::new(false);
+    let open = || match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            existed.set(true);
+            std::fs::OpenOptions::new().write(true).open(&path)
+        }
+        r => r,
+    };
     let mut dirs = Vec::new();
     let file = open().or_else(|_| {
         // the missing directories, outermost first, each made here
@@ -78,7 +85,7 @@ pub fn mark(dir: &Path, network: &str, container_id: &str, ifname: &str) -> Mark
         open()
     });
     match file.and_then(|f| f.set_modified(SystemTime::now())) {
-        Ok(()) => Marked { file: (!existed).then_some(path), dirs },
+        Ok(()) => Marked { file: (!existed.get()).then_some(path), dirs },
         Err(e) => {
             eprintln!("marking the ADD of {container_id}/{ifname} for GC's grace period: {}: {e}", path.display());
             Marked { file: None, dirs }

@@ -154,8 +154,11 @@ pub fn add(plugin: &str, args: &CmdArgs) -> Result<CniResult, CniError> {
 
 fn no_result(verb: &str, plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
     check_depth(plugin)?;
-    let path = locate(plugin, args)?;
-    invoke::exec_plugin_without_result(&SelfExec::default(), &ctx(), &path, &args.stdin, &env(verb, args)).map_err(cni)
+    run_located(verb, &locate(plugin, args)?, args)
+}
+
+fn run_located(verb: &str, path: &Path, args: &CmdArgs) -> Result<(), CniError> {
+    invoke::exec_plugin_without_result(&SelfExec::default(), &ctx(), path, &args.stdin, &env(verb, args)).map_err(cni)
 }
 
 /// IPAM DEL.
@@ -167,12 +170,8 @@ pub fn del(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
 /// valid plugin name, is not on `CNI_PATH`, or nests too deep, allocated nothing an ADD kept (that
 /// ADD failed on it); it is skipped with a word on stderr.
 pub fn del_if_present(plugin: &str, args: &CmdArgs) -> Result<(), CniError> {
-    if let Err(e) = check_depth(plugin) {
-        eprintln!("{plugin}: not run for DEL: {}", e.msg);
-        return Ok(());
-    }
-    match locate(plugin, args) {
-        Ok(_) => del(plugin, args),
+    match check_depth(plugin).and_then(|()| locate(plugin, args)) {
+        Ok(path) => run_located("DEL", &path, args),
         Err(e) => {
             eprintln!("{plugin}: not run for DEL: {}", e.msg);
             Ok(())

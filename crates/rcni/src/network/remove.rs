@@ -120,9 +120,13 @@ fn remove_one(s: &Shown, all: &[Shown], env: &RuntimeEnv) -> Result<Vec<String>,
     let cni = env.cni()?;
     let ctx = env.ctx();
     let mut notes = Vec::new();
+    // (the cache read once: `s.attachments` came from it)
+    let cached = if s.attachments.is_empty() {
+        Vec::new()
+    } else {
+        cni.cache(&Default::default()).network_attachments(&name).map_err(|e| e.to_string())?
+    };
     for a in &s.attachments {
-        let cache = cni.cache(&Default::default());
-        let cached = cache.network_attachments(&name).map_err(|e| e.to_string())?;
         if let Some(att) = cached.iter().find(|x| x.container_id == a.container_id && x.ifname == a.ifname) {
             let list = cached_list(att, &env.conf_dir)?;
             cni.del_network_list(&ctx, &list, &RuntimeConf::from(att)).map_err(|e| format!("detaching {} {}: {e}", a.container_id, a.ifname))?;
