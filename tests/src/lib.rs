@@ -275,3 +275,93 @@ pub fn cnitool_id(netns: &str) -> String {
 pub fn rcni(args: &[&str]) -> Output {
     run(rcni_bin().to_str().expect("utf-8 path"), args)
 }
+
+/// A node of its own, nested in the suite's sandbox: what `../shared/tools/netsandbox` makes
+/// (a network namespace and a private mount namespace with fresh, empty /run/netns,
+/// /var/lib/cni, /run/cni, /etc/cni/net.d, /etc/cni/tuning, /opt/cni/bin), plus fresh
+/// /run/containerd, /run/runc and /run/containers for container engines, and the machine's
+/// cgroup mounts kept under the fresh /sys (runc needs them). For tests that judge the whole
+/// node or use the default paths (a client that reads /etc/cni/net.d, ctr, podman), which the
+/// other tests of the suite share otherwise. (Not the tool itself: it carries the cgroup mounts
+/// over through a fixed directory in /run that concurrent starts share.)
+pub mod own_node {
+    use std::process::Command;
+
+    const SETUP: &str = r#"mount --make-rprivate / || exit 1
+cg=$(mktemp -d /tmp/rcni-node-cg.XXXXXX) || exit 1
+mountpoint -q /sys/fs/cgroup && { mount --rbind /sys/fs/cgroup "$cg" || exit 1; }
+for d in /run/netns /var/lib/cni /run/cni /etc/cni/net.d /etc/cni/tuning /opt/cni/bin /run/containerd /run/runc /run/containers; do
+  mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d" || exit 1
+done
+mount -t sysfs sysfs /sys 2>/dev/null
+if mountpoint -q "$cg"; then mount --move "$cg" /sys/fs/cgroup || exit 1; fi
+rmdir "$cg" 2>/dev/null
+ip link set lo up && exec "$@""#;
+
+    const MARK: &str = "RCNI_OWN_NODE";
+
+    /// True when this process is the rerun in a node of its own.
+    pub fn inside() -> bool {
+        std::env::var_os(MARK).is_some()
+    }
+
+    /// Runs this test binary's test `name` again in a node of its own and returns true there
+    /// (run the test's body); here, returns false once that run passed, and panics with its
+    /// output when it failed. Lines of the run's output starting with `report` are printed here.
+    ///
+    /// ```ignore
+    /// if !own_node::rerun("my_test", "") { return; }   // … the body, in the node
+    /// ```
+    pub fn rerun(name: &str, report: &str) -> bool {
+        crate::require_netsandbox();
+        if inside() {
+            return true;
+        }
+        let exe = std::env::current_exe().expect("current exe");
+        let out = Command::new("unshare")
+            .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", SETUP, "sh", "env"])
+            .arg(format!("{MARK}=1"))
+            .arg(&exe)
+            .args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads", "1"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !report.is_empty() {
+            for l in text.lines().filter(|l| l.starts_with(report)) {
+                eprintln!("{l}");
+            }
+        }
+        assert!(out.status.success(), "{name} in a node of its own failed:\n{text}");
+        assert!(text.contains("1 passed"), "{name} did not run in its own node:\n{text}");
+        false
+    }
+}
+
+/// Container images and bundles from local files (there is no registry here): a root
+/// filesystem of Debian's busybox-static.
+pub mod oci {
+    use std::path::Path;
+
+    /// The busybox applets the root filesystem links (what the container tests run).
+    pub const APPLETS: &[&str] =
+        &["sh", "ip", "ping", "sleep", "cat", "echo", "hostname", "httpd", "nc", "wget", "ls", "mkdir", "true", "grep", "ifconfig", "route", "nslookup", "timeout"];
+
+    /// Makes `dir` a minimal root filesystem: /bin/busybox (a copy of the machine's, which must be
+    /// statically linked: Debian's busybox-static) with the [`APPLETS`] linked to it, the
+    /// directories a runtime mounts over, and /etc/passwd and /etc/group with root.
+    pub fn busybox_rootfs(dir: &Path) {
+        let busybox = Path::new("/bin/busybox");
+        assert!(busybox.exists(), "/bin/busybox missing: install busybox-static (scripts/deps does)");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "run", "var/www"] {
+            std::fs::create_dir_all(dir.join(d)).expect("rootfs dir");
+        }
+        std::fs::copy(busybox, dir.join("bin/busybox")).expect("copy busybox");
+        for a in APPLETS {
+            let link = dir.join("bin").join(a);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink("busybox", &link).expect("applet link");
+        }
+        std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").expect("passwd");
+        std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").expect("group");
+    }
+}

@@ -6,38 +6,15 @@
 //! other tests' attachments, rules and forwarding setting are not there to be found.
 
 use netkit::owner::Owner;
-use rcni_tests::{rcni, require_netsandbox, run, run_ok, Installed, TestNetns};
+use rcni_tests::{rcni, run, run_ok, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-/// What ../shared/tools/netsandbox makes of a node, made inside the suite's sandbox: a network
-/// namespace and a mount namespace of its own, with fresh state directories. (Not the tool
-/// itself: its carrying over of the cgroup mounts goes through a directory in /run that
-/// concurrent starts share, and these tests start together.)
-const OWN_NODE: &str = r#"mount --make-rprivate / || exit 1
-for d in /run/netns /var/lib/cni /run/cni /etc/cni/net.d /etc/cni/tuning /opt/cni/bin; do mount -t tmpfs -o mode=0755 tmpfs "$d" || exit 1; done
-mount -t sysfs sysfs /sys 2>/dev/null
-ip link set lo up && exec "$@""#;
-
 /// Runs test `name` again in a node of its own; true there (run the test), false here once
 /// that run passed.
 fn in_own_node(name: &str) -> bool {
-    require_netsandbox();
-    if std::env::var_os("RCNI_DOCTOR_NODE").is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", OWN_NODE, "sh", "env", "RCNI_DOCTOR_NODE=1"])
-        .arg(&exe)
-        .args(["--exact", name, "--include-ignored", "--nocapture", "--test-threads", "1"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{name} in a node of its own failed:\n{text}");
-    assert!(text.contains("1 passed"), "{name} did not run in its own node:\n{text}");
-    false
+    rcni_tests::own_node::rerun(name, "")
 }
 
 /// A config directory with network `docnet` (bridge rcnidoc0 on 10.161.0.0/24, masqueraded,

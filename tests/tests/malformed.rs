@@ -9,7 +9,7 @@
 //! before and after every cell. A failure names its cell: `[plugin × input × command]`.
 //!
 //! For exact comparisons the matrix runs in a node of its own: the test re-runs itself under
-//! `unshare --net --mount` with private /var/lib/cni, /run/cni and /run/netns, so no other test's
+//! `unshare --net --mount` (`rcni_tests::own_node`) with private state directories, so no other test's
 //! activity shows up in the snapshots. In that node a bridge `rcnimx0` (172.28.74.1/24), a veth
 //! `vethmx0` on it and `eth0` (172.28.74.2/24) in namespace `rcni-mx-c` stand for an attachment
 //! an earlier plugin made: the chained plugins (portmap, firewall, tuning, bandwidth) get it as
@@ -47,7 +47,7 @@
 //!
 //! Subnets 172.28.70.0/24–172.28.74.0/24.
 
-use rcni_tests::{require_netsandbox, run_ok, Installed, TestNetns};
+use rcni_tests::{run_ok, Installed, TestNetns};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -821,33 +821,10 @@ fn matrix() {
     assert!(failures.is_empty(), "{} failures in {cells} cells:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// Runs `test` (this binary's test of that name) in a node of its own (see the module's comment).
-fn in_own_node(test: &str) {
-    let setup = "for d in /var/lib/cni /run/cni /run/netns /etc/cni/tuning; do mkdir -p $d && mount -t tmpfs -o mode=0755 tmpfs $d; done; \
-                 mount -t sysfs sysfs /sys; ip link set lo up; exec \"$0\" \"$@\"";
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--", "sh", "-c", setup])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env("RCNI_MX_NODE", "1")
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    eprintln!("{}", text.lines().filter(|l| l.starts_with("malformed-input matrix")).collect::<Vec<_>>().join("\n"));
-    assert!(out.status.success(), "{test} failed in its node:\n{text}");
-}
-
-fn inside_node() -> bool {
-    std::env::var("RCNI_MX_NODE").as_deref() == Result::Ok("1")
-}
-
 #[test]
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn malformed_input_matrix() {
-    require_netsandbox();
-    if inside_node() {
+    if rcni_tests::own_node::rerun("malformed_input_matrix", "malformed-input matrix") {
         matrix()
-    } else {
-        in_own_node("malformed_input_matrix")
     }
 }
