@@ -343,8 +343,10 @@ pub mod oci {
     use std::path::Path;
 
     /// The busybox applets the root filesystem links (what the container tests run).
-    pub const APPLETS: &[&str] =
-        &["sh", "ip", "ping", "sleep", "cat", "echo", "hostname", "httpd", "nc", "wget", "ls", "mkdir", "true", "grep", "ifconfig", "route", "nslookup", "timeout"];
+    pub const APPLETS: &[&str] = &[
+        "sh", "ip", "ping", "sleep", "cat", "echo", "hostname", "httpd", "nc", "wget", "ls", "mkdir", "true", "grep", "ifconfig", "route",
+        "nslookup", "timeout",
+    ];
 
     /// Makes `dir` a minimal root filesystem: /bin/busybox (a copy of the machine's, which must be
     /// statically linked: Debian's busybox-static) with the [`APPLETS`] linked to it, the

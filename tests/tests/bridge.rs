@@ -311,7 +311,8 @@ fn a_failure_or_panic_at_any_step_of_add_leaves_nothing() {
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn a_gateway_of_the_other_family_is_refused_and_leaves_nothing() {
     let e = Env::new();
-    let conf = e.bridge("br-gwfam", "rcnibrgwfam", json!([[{"subnet": "fd18:2::/64", "gateway": "10.180.2.1"}]]), json!({"isGateway": true}));
+    let conf =
+        e.bridge("br-gwfam", "rcnibrgwfam", json!([[{"subnet": "fd18:2::/64", "gateway": "10.180.2.1"}]]), json!({"isGateway": true}));
     let a = TestNetns::new("rcni-br-gwfam");
     let err = e.call("ADD", "cgw", &a).err(&e.plugin("bridge"), &conf);
     assert_eq!(err["code"], 7, "{err}");
@@ -455,7 +456,8 @@ fn mixed_chains_with_debian_plugins() {
 #[ignore = "needs the netsandbox: run scripts/test"]
 fn a_plugin_that_is_its_own_ipam_does_not_recurse() {
     let e = Env::new();
-    let conf = json!({"cniVersion": "1.0.0", "name": "br-self", "type": "bridge", "bridge": "rcnibrself", "ipam": {"type": "bridge"}}).to_string();
+    let conf =
+        json!({"cniVersion": "1.0.0", "name": "br-self", "type": "bridge", "bridge": "rcnibrself", "ipam": {"type": "bridge"}}).to_string();
     let a = TestNetns::new("rcni-br-self");
     e.call("ADD", "cself", &a).err(&e.plugin("bridge"), &conf);
     assert!(link(Some(&a.name), "eth0").is_none(), "no veth left");

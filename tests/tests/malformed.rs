@@ -101,7 +101,6 @@ impl Row {
     }
 }
 
-
 type PatchFn = Box<dyn Fn(&mut Value)>;
 type RawFn = Box<dyn Fn(&[u8]) -> Vec<u8>>;
 

@@ -86,7 +86,10 @@ fn networks_by_name_from_create_to_rm() {
     assert!(a.ping("10.210.3.1"), "reaches its gateway");
     let ls: Value = serde_json::from_str(&ok(net(dir, &["ls", "--format", "json"]))).unwrap();
     let row = ls.as_array().unwrap().iter().find(|r| r["name"] == "web").unwrap().clone();
-    assert_eq!((row["containers"].clone(), row["driver"].clone(), row["gateways"].clone()), (1.into(), "bridge".into(), serde_json::json!(["10.210.3.1"])));
+    assert_eq!(
+        (row["containers"].clone(), row["driver"].clone(), row["gateways"].clone()),
+        (1.into(), "bridge".into(), serde_json::json!(["10.210.3.1"]))
+    );
     assert_eq!(ok(net(dir, &["ls", "-q"])), "podman\nweb\n");
     let web = inspect(dir, "web");
     let att = &web["attachments"][0];
@@ -134,7 +137,13 @@ fn networks_by_name_from_create_to_rm() {
         ok(h.join().unwrap());
     }
     let ls: Value = serde_json::from_str(&ok(net(dir, &["ls", "--json"]))).unwrap();
-    let mut subnets: Vec<String> = ls.as_array().unwrap().iter().flat_map(|r| r["subnets"].as_array().unwrap().clone()).map(|s| s.as_str().unwrap().to_string()).collect();
+    let mut subnets: Vec<String> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["subnets"].as_array().unwrap().clone())
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
     let n = subnets.len();
     subnets.sort();
     subnets.dedup();

@@ -422,7 +422,9 @@ fn a_batch_of_thousands_of_elements_goes_through() {
     let t = "rcni_t_many";
     let mut nft = Nft::new().unwrap();
     let els: Vec<Element> = (0..5000u32)
-        .map(|i| Element::addr(std::net::Ipv4Addr::from(0x0a64_0000 + i).into()).with_comment(&format!("rcni:{i:016x} net=many id=c{i} if=eth0")))
+        .map(|i| {
+            Element::addr(std::net::Ipv4Addr::from(0x0a64_0000 + i).into()).with_comment(&format!("rcni:{i:016x} net=many id=c{i} if=eth0"))
+        })
         .collect();
     let mut b = Batch::new();
     b.add_table(Family::Inet, t).add_set(Family::Inet, t, &SetSpec::addrs("s", false)).add_elements(Family::Inet, t, "s", &els);

@@ -216,7 +216,9 @@ impl CniConfig {
             }
         };
         self.traced(name, net.name, &plugin.plugin_type, &rt.ifname, &path, call, |r| match r {
-            Some(res) => res.to_current().map(|c| c.ips.iter().map(|i| i.address.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            Some(res) => {
+                res.to_current().map(|c| c.ips.iter().map(|i| i.address.to_string()).collect::<Vec<_>>().join(",")).unwrap_or_default()
+            }
             None => String::new(),
         })
     }
@@ -454,7 +456,15 @@ impl CniConfig {
                 }
             };
             let res = self.exec.find_in_path(&plugin.plugin_type, &self.path).and_then(|path| {
-                let gc = || invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("GC", &RuntimeConf::default()));
+                let gc = || {
+                    invoke::exec_plugin_without_result(
+                        self.exec.as_ref(),
+                        ctx,
+                        &path,
+                        &conf.bytes,
+                        &self.args("GC", &RuntimeConf::default()),
+                    )
+                };
                 self.traced("GC", &list.name, &plugin.plugin_type, "", &path, gc, |_| String::new())
             });
             if let Err(e) = res {
@@ -476,7 +486,15 @@ impl CniConfig {
                 Error::from(e).context(format!("failed to generate configuration to get plugin STATUS {}", plugin.plugin_type))
             })?;
             let path = self.exec.find_in_path(&plugin.plugin_type, &self.path)?;
-            let status = || invoke::exec_plugin_without_result(self.exec.as_ref(), ctx, &path, &conf.bytes, &self.args("STATUS", &RuntimeConf::default()));
+            let status = || {
+                invoke::exec_plugin_without_result(
+                    self.exec.as_ref(),
+                    ctx,
+                    &path,
+                    &conf.bytes,
+                    &self.args("STATUS", &RuntimeConf::default()),
+                )
+            };
             self.traced("STATUS", &list.name, &plugin.plugin_type, "", &path, status, |_| String::new())?;
         }
         Ok(())

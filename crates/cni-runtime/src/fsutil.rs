@@ -293,14 +293,17 @@ pub fn lock_bounded(file: &File, mode: LockMode) -> io::Result<()> {
         }
         let left = crate::deadline::remaining(LOCK_WAIT.saturating_sub(start.elapsed())).filter(|d| !d.is_zero());
         let Some(left) = left else {
-            let why = if start.elapsed() >= LOCK_WAIT { format!("held by another process for over {}s", LOCK_WAIT.as_secs()) } else { "the runtime's deadline passed".into() };
+            let why = if start.elapsed() >= LOCK_WAIT {
+                format!("held by another process for over {}s", LOCK_WAIT.as_secs())
+            } else {
+                "the runtime's deadline passed".into()
+            };
             return Err(io::Error::new(io::ErrorKind::TimedOut, format!("lock not taken: {why}")));
         };
         std::thread::sleep(pause.min(left));
         pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
-
 
 /// Whether two paths name one file (same device and inode; symlinks followed).
 pub fn same_file(a: &Path, b: &Path) -> bool {

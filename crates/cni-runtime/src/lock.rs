@@ -4,9 +4,9 @@
 //! `flock` on `<dir>/<network>`: it dies with its holder, so a killed runtime never leaves a
 //! network locked.
 
+use crate::fsutil::{lock_bounded, LockMode};
 use std::fs::{File, OpenOptions};
 use std::io;
-use crate::fsutil::{lock_bounded, LockMode};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 

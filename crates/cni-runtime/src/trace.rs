@@ -109,7 +109,10 @@ mod tests {
         };
         assert_eq!(to_text(&s), "trace: ADD    web eth0   bridge     in-process     1.234 ms   41 kernel requests  ok 10.210.1.2/24");
         let j = to_json(&s);
-        assert_eq!((j["durationMs"].clone(), j["how"].clone(), j["kernelRequests"].clone()), (json!(1.234), json!("in-process"), json!(41)));
+        assert_eq!(
+            (j["durationMs"].clone(), j["how"].clone(), j["kernelRequests"].clone()),
+            (json!(1.234), json!("in-process"), json!(41))
+        );
         let before = kernel_requests();
         kernel_request();
         assert_eq!(kernel_requests(), before + 1);

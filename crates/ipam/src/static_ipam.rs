@@ -104,7 +104,11 @@ pub fn load_config(stdin: &[u8], cni_args: &str) -> Result<Config, CniError> {
     }
     for a in &addresses {
         if let Some(gw) = a.gateway.filter(|g| !crate::ip::same_family(g, &a.address.addr())) {
-            return Err(invalid(format!("gateway {gw} is not an {} address, as address {} is", crate::range::family(&a.address.addr()), a.address)));
+            return Err(invalid(format!(
+                "gateway {gw} is not an {} address, as address {} is",
+                crate::range::family(&a.address.addr()),
+                a.address
+            )));
         }
     }
     let v4 = addresses.iter().filter(|a| a.address.addr().is_ipv4()).count();
@@ -152,10 +156,15 @@ mod tests {
 
     #[test]
     fn a_gateway_of_the_other_family_is_refused() {
-        let conf = br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"static","addresses":[{"address":"fd00:9::2/64","gateway":"10.9.0.1"}]}}"#;
+        let conf =
+            br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"static","addresses":[{"address":"fd00:9::2/64","gateway":"10.9.0.1"}]}}"#;
         let e = load_config(conf, "").unwrap_err();
-        assert_eq!((e.code, e.msg.as_str()), (code::INVALID_NETWORK_CONFIG, "gateway 10.9.0.1 is not an IPv6 address, as address fd00:9::2/64 is"));
-        let ok = br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"static","addresses":[{"address":"fd00:9::2/64","gateway":"fd00:9::1"}]}}"#;
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (code::INVALID_NETWORK_CONFIG, "gateway 10.9.0.1 is not an IPv6 address, as address fd00:9::2/64 is")
+        );
+        let ok =
+            br#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"static","addresses":[{"address":"fd00:9::2/64","gateway":"fd00:9::1"}]}}"#;
         assert!(load_config(ok, "").is_ok());
     }
 }

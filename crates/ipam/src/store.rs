@@ -107,7 +107,8 @@ impl Store {
         let last = self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"));
         let write = || -> io::Result<()> {
             use std::io::Write;
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&last)?;
+            let mut f =
+                OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(&last)?;
             f.write_all(ip.to_string().as_bytes())
         };
         match write() {
@@ -123,7 +124,8 @@ impl Store {
     /// The last address handed out from range set `range_id`, if recorded and readable.
     pub fn last_reserved_ip(&self, range_id: usize) -> Option<IpAddr> {
         use std::io::Read;
-        let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
+        let mut f =
+            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.dir.join(format!("{LAST_IP_PREFIX}{range_id}"))).ok()?;
         let mut s = String::new();
         Read::take(&mut f, 64).read_to_string(&mut s).ok()?;
         cni_types::result::parse_ip(s.trim())

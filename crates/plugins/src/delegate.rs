@@ -109,7 +109,10 @@ fn locate(plugin: &str, args: &CmdArgs) -> Result<PathBuf, CniError> {
 
 fn env(verb: &str, args: &CmdArgs) -> Vec<(String, String)> {
     vec![
-        ("RCNI_DELEGATION_DEPTH".into(), (std::env::var("RCNI_DELEGATION_DEPTH").ok().and_then(|d| d.parse::<u32>().ok()).unwrap_or(0) + DEPTH.get() + 1).to_string()),
+        (
+            "RCNI_DELEGATION_DEPTH".into(),
+            (std::env::var("RCNI_DELEGATION_DEPTH").ok().and_then(|d| d.parse::<u32>().ok()).unwrap_or(0) + DEPTH.get() + 1).to_string(),
+        ),
         ("CNI_COMMAND".into(), verb.into()),
         ("CNI_CONTAINERID".into(), args.container_id.clone()),
         ("CNI_NETNS".into(), args.netns.clone()),

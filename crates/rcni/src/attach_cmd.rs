@@ -3,11 +3,11 @@
 //! runtime library's multi-network attach, and detaches it again from what the result cache
 //! records.
 
-use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
+use crate::attaching;
 use crate::exit::{exit_code, message};
-use crate::runtime_env::{cached_list, container_id, lock_container, lock_networks, netns_path, RuntimeEnv};
+use crate::runtime_env::{container_id, lock_container, netns_path, select_networks, RuntimeEnv};
+use crate::shared::parse_publish;
 use clap::Args;
-use cni_runtime::{conf, Namespace, NetworkSet, RuntimeConf};
 use cni_types::capabilities::PortMapping;
 use cni_types::NetworkConfigList;
 
@@ -61,36 +61,6 @@ pub struct AttachArgs {
     pub trace: bool,
 }
 
-/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, as `docker run -p` / `nerdctl run -p` take it
-/// (without port ranges).
-pub fn parse_publish(s: &str) -> Result<PortMapping, String> {
-    let (spec, protocol) = match s.rsplit_once('/') {
-        Some((spec, p @ ("tcp" | "udp" | "sctp"))) => (spec, p),
-        Some((_, p)) => return Err(format!("unknown protocol {p:?} (tcp, udp or sctp)")),
-        None => (s, "tcp"),
-    };
-    let (host_ip, ports) = match spec.strip_prefix('[') {
-        Some(rest) => {
-            let (ip, ports) = rest.split_once("]:").ok_or("an IPv6 host address is written [ADDR]:HOST:CONTAINER")?;
-            (ip, ports)
-        }
-        None => match spec.matches(':').count() {
-            1 => ("", spec),
-            2 => spec.split_once(':').expect("two colons"),
-            _ => return Err("expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]".into()),
-        },
-    };
-    if !host_ip.is_empty() {
-        host_ip.parse::<std::net::IpAddr>().map_err(|_| format!("invalid host address {host_ip:?}"))?;
-    }
-    let (host, container) = ports.split_once(':').ok_or("expected HOST_PORT:CONTAINER_PORT")?;
-    let port = |p: &str| match p.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("invalid port {p:?} (1-65535)")),
-    };
-    Ok(PortMapping { host_port: port(host)?, container_port: port(container)?, protocol: protocol.into(), host_ip: host_ip.into() })
-}
-
 fn parse_ip_arg(s: &str) -> Result<String, String> {
     if s.parse::<std::net::IpAddr>().is_ok() || s.parse::<ipnet::IpNet>().is_ok() {
         Ok(s.to_string())
@@ -127,38 +97,6 @@ fn check_requests(a: &AttachArgs, networks: &[NetworkConfigList]) -> Result<(), 
     Ok(())
 }
 
-fn load_networks(a: &AttachArgs) -> Result<Vec<NetworkConfigList>, String> {
-    let dir = &a.common.env.conf_dir;
-    if !a.networks.is_empty() {
-        return a
-            .networks
-            .iter()
-            .map(|n| match conf::load_network_conf(dir, n) {
-                Ok(l) => Ok(l),
-                Err(_) if n == DEFAULT_NETWORK_NAME => default_network(),
-                Err(e) => Err(e.to_string()),
-            })
-            .collect();
-    }
-    if a.all {
-        let found = conf::load_all(dir, 0).map_err(|e| e.to_string())?;
-        return if found.is_empty() { Ok(vec![default_network()?]) } else { Ok(found.into_iter().map(|(_, l)| l).collect()) };
-    }
-    // the node's own network (the first of the directory, as containerd takes it), but not one
-    // made with `rcni network create`: like docker, those are joined by name only
-    for f in conf::list_networks(dir).map_err(|e| e.to_string())? {
-        let made_by_rcni = std::fs::read(&f.path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|v| v.get(crate::shared::ID_KEY).is_some());
-        if made_by_rcni {
-            continue;
-        }
-        return f.network.map(|l| vec![l]).map_err(|e| format!("failed to load CNI config file {}: {e}", f.path.display()));
-    }
-    Ok(vec![default_network()?])
-}
-
 pub fn attach(a: AttachArgs) -> i32 {
     exit_code("attach", run_attach(&a).map(|()| 0))
 }
@@ -171,7 +109,9 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
     let mut cni = a.common.env.cni()?;
     if a.trace {
         let sink = steps.clone();
-        cni = cni.with_trace(std::sync::Arc::new(move |s: &cni_runtime::trace::Step| sink.lock().unwrap_or_else(|e| e.into_inner()).push(s.clone())));
+        cni = cni.with_trace(std::sync::Arc::new(move |s: &cni_runtime::trace::Step| {
+            sink.lock().unwrap_or_else(|e| e.into_inner()).push(s.clone())
+        }));
     }
     let started = std::time::Instant::now();
     let _container = lock_container(&id)?;
@@ -183,35 +123,25 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
         what.sort_by_key(|w| w.ends_with(" lo"));
         return Err(format!("container {id} is already attached ({}); detach it first: {}", what.join(", "), detach_command(a)));
     }
-    let mut set = NetworkSet::new(cni);
-    if !a.no_loopback {
-        set.add_loopback();
-    }
-    let networks = load_networks(a)?;
-    if !a.publish.is_empty() && !networks.iter().any(|l| l.capabilities().iter().any(|c| c == "portMappings")) {
-        let names: Vec<&str> = networks.iter().map(|l| l.name.as_str()).collect();
-        return Err(format!(
-            "--publish needs a network with a plugin that has the portMappings capability (e.g. portmap); {} has none",
-            names.join(", ")
-        ));
-    }
+    let networks = select_networks(&a.common.env.conf_dir, &a.networks, a.all)?;
     check_requests(a, &networks)?;
-    let _locks = lock_networks(networks.iter().map(|l| l.name.as_str()))?;
-    for l in networks {
-        set.add_network(l, None);
-    }
-    let mut ns = Namespace::new(&id, path.to_string_lossy());
-    if !a.publish.is_empty() {
-        ns = ns.with_port_mappings(&a.publish);
-    }
+    let mut capabilities = Vec::new();
     if !a.ips.is_empty() {
-        ns = ns.with_capability("ips", serde_json::json!(a.ips));
+        capabilities.push(("ips", serde_json::json!(a.ips)));
     }
     if let Some(mac) = &a.mac {
-        ns = ns.with_capability("mac", serde_json::json!(mac));
+        capabilities.push(("mac", serde_json::json!(mac)));
     }
-    let ctx = a.common.env.ctx();
-    let result = if a.parallel { set.setup_parallel(&ctx, &ns) } else { set.setup(&ctx, &ns) };
+    let request = attaching::Request {
+        id: &id,
+        netns: &path,
+        networks,
+        loopback: !a.no_loopback,
+        publish: &a.publish,
+        capabilities,
+        parallel: a.parallel,
+    };
+    let result = attaching::attach(cni, &a.common.env.ctx(), request);
     let total = started.elapsed();
     let steps = std::mem::take(&mut *steps.lock().unwrap_or_else(|e| e.into_inner()));
     if a.trace && !a.json {
@@ -220,7 +150,7 @@ fn run_attach(a: &AttachArgs) -> Result<(), String> {
         }
         eprintln!("trace: total {:.3} ms for {} plugin runs", total.as_secs_f64() * 1e3, steps.len());
     }
-    let result = result.map_err(|e| e.to_string())?;
+    let result = result?;
     if a.json {
         let raw: Vec<serde_json::Value> = result
             .raw
@@ -284,59 +214,25 @@ pub fn detach(c: Common) -> i32 {
     exit_code("detach", outcome)
 }
 
-/// DELs every cached attachment of the container, newest interface first and `lo` last, with
-/// the configuration and arguments recorded at ADD. Returns how many were detached.
+/// DELs every cached attachment of the container (see `attaching::detach`); returns how many
+/// were detached.
 fn run_detach(c: &Common) -> Result<usize, String> {
     let id = container_id(&c.netns, c.id.as_deref());
     let cni = c.env.cni()?;
     let _container = lock_container(&id)?;
-    let mut atts = cni.get_cached_attachments(&id).map_err(|e| e.to_string())?;
-    atts.sort_by_key(|a| {
-        (a.ifname == "lo", std::cmp::Reverse(a.ifname.trim_start_matches(|ch: char| !ch.is_ascii_digit()).parse::<u32>().unwrap_or(0)))
-    });
-    let ctx = c.env.ctx();
+    let fallback = netns_path(&c.netns).to_string_lossy().into_owned();
+    let netns = |a: &cni_runtime::NetworkAttachment| if a.netns.is_empty() { fallback.clone() } else { a.netns.clone() };
+    let done = attaching::detach(&c.env, &cni, &id, &netns)?;
     let mut errors = Vec::new();
-    let n = atts.len();
-    let networks: std::collections::BTreeSet<&str> = atts.iter().map(|a| a.network.as_str()).collect();
-    let _locks = lock_networks(networks)?;
-    for a in &atts {
-        let list = match cached_list(a, &c.env.conf_dir) {
-            Ok(l) => l,
-            Err(e) => {
-                errors.push(format!("{} ({}): {e}", a.network, a.ifname));
-                continue;
-            }
-        };
-        let mut rt = RuntimeConf::from(a);
-        if rt.netns.is_empty() {
-            rt.netns = netns_path(&c.netns).to_string_lossy().into_owned();
-        }
-        match cni.del_network_list(&ctx, &list, &rt) {
-            Ok(()) => println!("{}: detached from {}", a.ifname, a.network),
-            Err(e) => errors.push(format!("{} ({}): {e}", a.network, a.ifname)),
+    for d in &done {
+        match &d.outcome {
+            Ok(()) => println!("{}: detached from {}", d.ifname, d.network),
+            Err(e) => errors.push(format!("{} ({}): {e}", d.network, d.ifname)),
         }
     }
     if errors.is_empty() {
-        Ok(n)
+        Ok(done.len())
     } else {
         Err(errors.join("\n"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_specs() {
-        let m = parse_publish("8080:80").unwrap();
-        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (8080, 80, "tcp", ""));
-        let m = parse_publish("127.0.0.1:53:5353/udp").unwrap();
-        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (53, 5353, "udp", "127.0.0.1"));
-        let m = parse_publish("[fd00::1]:443:8443/sctp").unwrap();
-        assert_eq!((m.host_ip.as_str(), m.protocol.as_str()), ("fd00::1", "sctp"));
-        for bad in ["80", "0:80", "80:70000", "a:80", "80:80/icmp", "1.2.3:80:80", "fd00::1:80:80", "[fd00::1]80:80", "1:2:3:4"] {
-            assert!(parse_publish(bad).is_err(), "{bad}");
-        }
     }
 }

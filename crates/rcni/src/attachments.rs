@@ -35,7 +35,8 @@ impl Attachment {
                     .and_then(Value::as_array)
                     .map(|l| l.iter().filter_map(|i| i.get("address").and_then(Value::as_str).map(String::from)).collect())
                     .unwrap_or_default();
-                let since = cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
+                let since =
+                    cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
                 (ips, since)
             }
             _ => (Vec::new(), None),
@@ -115,9 +116,15 @@ mod tests {
     #[test]
     fn ports_and_ages() {
         assert_eq!(port_text(&json!({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"})).unwrap(), "8080:80/tcp");
-        assert_eq!(port_text(&json!({"hostPort": 53, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"})).unwrap(), "127.0.0.1:53:53/udp");
+        assert_eq!(
+            port_text(&json!({"hostPort": 53, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"})).unwrap(),
+            "127.0.0.1:53:53/udp"
+        );
         assert_eq!(port_text(&json!({"hostPort": 1, "containerPort": 2, "hostIP": "::1"})).unwrap(), "[::1]:1:2/tcp");
         assert_eq!(port_text(&json!({"containerPort": 2})), None);
-        assert_eq!((age_text(Some(5)), age_text(Some(125)), age_text(Some(7300)), age_text(Some(200000)), age_text(None)), ("5s".into(), "2m".into(), "2h".into(), "2d".into(), "-".into()));
+        assert_eq!(
+            (age_text(Some(5)), age_text(Some(125)), age_text(Some(7300)), age_text(Some(200000)), age_text(None)),
+            ("5s".into(), "2m".into(), "2h".into(), "2d".into(), "-".into())
+        );
     }
 }

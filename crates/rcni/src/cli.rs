@@ -53,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::network::NetworkCmd,
     },
+    /// Network OCI bundles from runtime hooks: install, and the createRuntime and poststop hooks
+    #[command(name = "oci-hook")]
+    OciHook {
+        #[command(subcommand)]
+        cmd: crate::oci_hook::OciHookCmd,
+    },
     /// Manage network namespaces (add, attach, ls, pids, del, exec, identify)
     Netns {
         #[command(subcommand)]
@@ -83,6 +89,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
         Command::Network { cmd } => crate::network::run(cmd),
+        Command::OciHook { cmd } => crate::oci_hook::run(cmd),
         Command::Ps(a) => crate::ps_cmd::ps(a),
         Command::Doctor(a) => crate::doctor::doctor(a),
         Command::Attach(a) => crate::attach_cmd::attach(a),

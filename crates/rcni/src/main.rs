@@ -2,6 +2,7 @@
 //! the name it is started under (`argv[0]`). `rcni install --dir DIR` lays out the names.
 
 mod attach_cmd;
+mod attaching;
 mod attachments;
 mod cli;
 mod cnitool;
@@ -12,6 +13,7 @@ mod gc_cmd;
 mod install;
 mod netns_cmd;
 mod network;
+mod oci_hook;
 mod ps_cmd;
 mod runtime_env;
 mod shared;

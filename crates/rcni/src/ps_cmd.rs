@@ -35,15 +35,7 @@ fn run(a: &PsArgs) -> Result<i32, String> {
                 Some(false) => format!("{} (gone)", x.netns),
                 _ => x.netns.clone(),
             };
-            [
-                x.container_id.clone(),
-                ns,
-                x.network.clone(),
-                x.ifname.clone(),
-                x.ips.join(","),
-                x.ports.join(","),
-                age_text(x.age_secs()),
-            ]
+            [x.container_id.clone(), ns, x.network.clone(), x.ifname.clone(), x.ips.join(","), x.ports.join(","), age_text(x.age_secs())]
         })
         .collect();
     crate::shared::print_table(&["CONTAINER", "NETNS", "NETWORK", "IFNAME", "ADDRESSES", "PORTS", "AGE"], &rows);

@@ -101,6 +101,39 @@ pub fn cached_list(a: &NetworkAttachment, conf_dir: &Path) -> Result<NetworkConf
     }
 }
 
+/// The networks to attach: those `names` (rcni's embedded default network by its name too), or
+/// with `all` every network of `dir`, or else the node's own network: the first of `dir` (as
+/// containerd takes it) that `rcni network create` did not make (like docker's, those are joined
+/// by name only), or rcni's default network when there is none.
+pub fn select_networks(dir: &Path, names: &[String], all: bool) -> Result<Vec<NetworkConfigList>, String> {
+    use crate::default_network::{default_network, DEFAULT_NETWORK_NAME};
+    if !names.is_empty() {
+        return names
+            .iter()
+            .map(|n| match conf::load_network_conf(dir, n) {
+                Ok(l) => Ok(l),
+                Err(_) if n == DEFAULT_NETWORK_NAME => default_network(),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect();
+    }
+    if all {
+        let found = conf::load_all(dir, 0).map_err(|e| e.to_string())?;
+        return if found.is_empty() { Ok(vec![default_network()?]) } else { Ok(found.into_iter().map(|(_, l)| l).collect()) };
+    }
+    for f in conf::list_networks(dir).map_err(|e| e.to_string())? {
+        let made_by_rcni = std::fs::read(&f.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v.get(crate::shared::ID_KEY).is_some());
+        if made_by_rcni {
+            continue;
+        }
+        return f.network.map(|l| vec![l]).map_err(|e| format!("failed to load CNI config file {}: {e}", f.path.display()));
+    }
+    Ok(vec![default_network()?])
+}
+
 /// A namespace argument as a path: a name under /run/netns, or a path as given.
 pub fn netns_path(netns: &str) -> PathBuf {
     if netns.contains('/') {

@@ -124,6 +124,19 @@ pub fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn publish_specs() {
+        let m = parse_publish("8080:80").unwrap();
+        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (8080, 80, "tcp", ""));
+        let m = parse_publish("127.0.0.1:53:5353/udp").unwrap();
+        assert_eq!((m.host_port, m.container_port, m.protocol.as_str(), m.host_ip.as_str()), (53, 5353, "udp", "127.0.0.1"));
+        let m = parse_publish("[fd00::1]:443:8443/sctp").unwrap();
+        assert_eq!((m.host_ip.as_str(), m.protocol.as_str()), ("fd00::1", "sctp"));
+        for bad in ["80", "0:80", "80:70000", "a:80", "80:80/icmp", "1.2.3:80:80", "fd00::1:80:80", "[fd00::1]80:80", "1:2:3:4"] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -137,4 +150,39 @@ mod tests {
         assert_eq!(subnets_of(&legacy), vec!["10.22.0.0/16".parse::<IpNet>().unwrap()]);
         assert_eq!(subnets_of(&st), vec!["192.168.5.0/24".parse::<IpNet>().unwrap()]);
     }
+}
+
+/// `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]`, as `docker run -p` / `nerdctl run -p` take it
+/// (without port ranges).
+pub fn parse_publish(s: &str) -> Result<cni_types::capabilities::PortMapping, String> {
+    let (spec, protocol) = match s.rsplit_once('/') {
+        Some((spec, p @ ("tcp" | "udp" | "sctp"))) => (spec, p),
+        Some((_, p)) => return Err(format!("unknown protocol {p:?} (tcp, udp or sctp)")),
+        None => (s, "tcp"),
+    };
+    let (host_ip, ports) = match spec.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, ports) = rest.split_once("]:").ok_or("an IPv6 host address is written [ADDR]:HOST:CONTAINER")?;
+            (ip, ports)
+        }
+        None => match spec.matches(':').count() {
+            1 => ("", spec),
+            2 => spec.split_once(':').expect("two colons"),
+            _ => return Err("expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO]".into()),
+        },
+    };
+    if !host_ip.is_empty() {
+        host_ip.parse::<std::net::IpAddr>().map_err(|_| format!("invalid host address {host_ip:?}"))?;
+    }
+    let (host, container) = ports.split_once(':').ok_or("expected HOST_PORT:CONTAINER_PORT")?;
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("invalid port {p:?} (1-65535)")),
+    };
+    Ok(cni_types::capabilities::PortMapping {
+        host_port: port(host)?,
+        container_port: port(container)?,
+        protocol: protocol.into(),
+        host_ip: host_ip.into(),
+    })
 }

@@ -322,7 +322,13 @@ fn set_send_buffer(sock: &Socket, size: usize) -> std::io::Result<()> {
     for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
         // SAFETY: a valid socket descriptor and an int of the size passed.
         let rc = unsafe {
-            libc::setsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, opt, (&v as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as libc::socklen_t)
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
         };
         if rc == 0 {
             return Ok(());
@@ -384,7 +390,8 @@ mod tests {
     /// not after REPLY_TIMEOUT. (A netlink socket that only receives changes nothing.)
     #[test]
     fn a_wait_ends_at_the_deadline() {
-        let mut s: NlSocket<netlink_packet_route::RouteNetlinkMessage> = NlSocket::open(netlink_sys::protocols::NETLINK_ROUTE, "netlink", true).unwrap();
+        let mut s: NlSocket<netlink_packet_route::RouteNetlinkMessage> =
+            NlSocket::open(netlink_sys::protocols::NETLINK_ROUTE, "netlink", true).unwrap();
         let start = Instant::now();
         let _d = cni_runtime::deadline::scope(Some(start + Duration::from_millis(200)));
         let e = s.recv(&|| "waiting".into(), &mut |_| Ok(true)).unwrap_err();

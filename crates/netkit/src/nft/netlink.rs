@@ -6,8 +6,8 @@
 //! anything and, if so, closes in a short-lived child when dropped.
 
 use super::attrs::*;
-use super::{Element, 
-    comment_userdata, userdata_comment, Batch, Client, CmpOp, ElementInfo, Expr, Family, MetaKind, Op, RuleInfo, SetSpec, Verdict,
+use super::{
+    comment_userdata, userdata_comment, Batch, Client, CmpOp, Element, ElementInfo, Expr, Family, MetaKind, Op, RuleInfo, SetSpec, Verdict,
 };
 use crate::error::{Error, Result};
 use crate::netlink::{kernel_error, NlSocket};
@@ -210,7 +210,12 @@ const ELEMENTS_PER_MESSAGE_BYTES: usize = 32 * 1024;
 /// One operation as its netlink messages: one, except element lists too long for one attribute.
 fn encode_all(op: &Op) -> Vec<Msg> {
     let (Op::AddElements { elements, .. } | Op::DeleteElements { elements, .. }) = op else { return vec![encode(op)] };
-    let size = |e: &Element| 48 + e.key.len() + e.key_end.as_ref().map_or(0, |k| k.len()) + e.data.as_ref().map_or(0, |d| d.len() + 8) + e.comment.as_ref().map_or(0, |c| c.len() + 8);
+    let size = |e: &Element| {
+        48 + e.key.len()
+            + e.key_end.as_ref().map_or(0, |k| k.len())
+            + e.data.as_ref().map_or(0, |d| d.len() + 8)
+            + e.comment.as_ref().map_or(0, |c| c.len() + 8)
+    };
     if elements.iter().map(size).sum::<usize>() <= ELEMENTS_PER_MESSAGE_BYTES {
         return vec![encode(op)];
     }
@@ -653,15 +658,18 @@ mod tests {
     #[test]
     fn long_element_lists_are_split_across_messages() {
         let at = super::super::At { family: Family::Inet, table: "t".into() };
-        let elements: Vec<Element> = (0..5000u32).map(|i| Element::addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()).with_comment(&"c".repeat(100))).collect();
+        let elements: Vec<Element> =
+            (0..5000u32).map(|i| Element::addr(std::net::Ipv4Addr::from(0x0a00_0000 + i).into()).with_comment(&"c".repeat(100))).collect();
         let msgs = encode_all(&Op::DeleteElements { at: at.clone(), set: "s".into(), elements: elements.clone() });
         assert!(msgs.len() > 10, "{}", msgs.len());
         let mut total = 0;
         for mut m in msgs {
             m.finalize();
             assert!(m.buffer_len() < 65535, "{}", m.buffer_len());
-            let NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(NfTablesMessage::DeleteSetElement(b)), .. }) =
-                m.payload
+            let NetlinkPayload::InnerMessage(NetfilterMessage {
+                inner: NetfilterMessageInner::NfTables(NfTablesMessage::DeleteSetElement(b)),
+                ..
+            }) = m.payload
             else {
                 panic!("not an element deletion")
             };

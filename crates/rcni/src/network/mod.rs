@@ -175,7 +175,10 @@ fn create(a: &CreateArgs) -> Result<i32, String> {
         .map_err(|e| format!("the planned conflist does not load: {e}"))?;
     let path = conf::write_conflist(dir, &p.file_name, &list, Placement::CreateNew).map_err(|e| {
         if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) {
-            format!("{} already exists (a network of another name in a file of this one's); remove it or pick another name", dir.join(&p.file_name).display())
+            format!(
+                "{} already exists (a network of another name in a file of this one's); remove it or pick another name",
+                dir.join(&p.file_name).display()
+            )
         } else {
             e.to_string()
         }

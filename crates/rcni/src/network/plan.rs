@@ -204,7 +204,10 @@ pub fn plan(o: &CreateOpts, taken: &[Taken]) -> Result<Plan, String> {
         format!("invalid network name {:?}: {} (letters, digits, '_', '.' and '-', starting with a letter or digit)", o.name, e.msg)
     })?;
     if !["1.0.0", "1.1.0"].contains(&o.cni_version.as_str()) {
-        return Err(format!("--cni-version {}: 1.0.0 (containerd 1.6, podman 4, Go's cnitool) or 1.1.0 (spec 1.1: GC, STATUS)", o.cni_version));
+        return Err(format!(
+            "--cni-version {}: 1.0.0 (containerd 1.6, podman 4, Go's cnitool) or 1.1.0 (spec 1.1: GC, STATUS)",
+            o.cni_version
+        ));
     }
     let opts = options(o.driver, &o.options)?;
     if o.internal && o.driver != Driver::Bridge {
@@ -390,7 +393,10 @@ mod tests {
         o.subnets = vec!["10.1.2.3/24".into()];
         assert_eq!(plan(&o, &[]).unwrap_err(), "subnet 10.1.2.3/24 has host bits set: maybe you meant 10.1.2.0/24?");
         o.subnets = vec!["10.1.0.0/16".into()];
-        assert_eq!(plan(&o, &[taken("10.1.5.0/24", "network web (/x/web.conflist)")]).unwrap_err(), "subnet 10.1.0.0/16 overlaps 10.1.5.0/24 (network web (/x/web.conflist))");
+        assert_eq!(
+            plan(&o, &[taken("10.1.5.0/24", "network web (/x/web.conflist)")]).unwrap_err(),
+            "subnet 10.1.0.0/16 overlaps 10.1.5.0/24 (network web (/x/web.conflist))"
+        );
         o.subnets = vec!["fd00:1::/64".into()];
         assert!(plan(&o, &[]).unwrap_err().contains("add --ipv6"));
         o.subnets = vec!["10.1.2.0/31".into()];

@@ -129,7 +129,8 @@ fn remove_one(s: &Shown, all: &[Shown], env: &RuntimeEnv) -> Result<Vec<String>,
     for a in &s.attachments {
         if let Some(att) = cached.iter().find(|x| x.container_id == a.container_id && x.ifname == a.ifname) {
             let list = cached_list(att, &env.conf_dir)?;
-            cni.del_network_list(&ctx, &list, &RuntimeConf::from(att)).map_err(|e| format!("detaching {} {}: {e}", a.container_id, a.ifname))?;
+            cni.del_network_list(&ctx, &list, &RuntimeConf::from(att))
+                .map_err(|e| format!("detaching {} {}: {e}", a.container_id, a.ifname))?;
             notes.push(format!("detached {} {}", a.container_id, a.ifname));
         }
     }

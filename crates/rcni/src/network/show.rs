@@ -7,9 +7,9 @@
 //! `inspect` adds `labels`, `options`, `bridge`, `internal`, `createdBy` ("rcni", "nerdctl" or
 //! ""), `attachments` (see `rcni ps`) and `config` (the file's JSON).
 
-use crate::shared::{ID_KEY, LABELS_KEY, OPTIONS_KEY};
 use super::{networks, Dir};
 use crate::attachments::{self, Attachment};
+use crate::shared::{ID_KEY, LABELS_KEY, OPTIONS_KEY};
 use clap::Args;
 use cni_runtime::conf::NetworkFile;
 use serde_json::{json, Value};
