@@ -309,8 +309,8 @@ ip link set lo up && exec "$@""#;
     /// (run the test's body); here, returns false once that run passed, and panics with its
     /// output when it failed. Lines of the run's output starting with `report` are printed here.
     ///
-    /// ```ignore
-    /// if !own_node::rerun("my_test", "") { return; }   // … the body, in the node
+    /// ```no_run
+    /// if !rcni_tests::own_node::rerun("my_test", "") { return; }   // … the body, in the node
     /// ```
     pub fn rerun(name: &str, report: &str) -> bool {
         crate::require_netsandbox();

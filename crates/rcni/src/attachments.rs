@@ -5,6 +5,8 @@
 
 use cni_runtime::cache::Cached;
 use cni_runtime::{Cache, NetworkAttachment};
+use cni_types::capabilities::PortMapping;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::SystemTime;
 
@@ -80,14 +82,16 @@ impl Attachment {
     }
 }
 
+/// A cached `portMappings` entry as shown. Read as the plugins read it (`PortMapping`), so the
+/// capitalised keys go-cni writes (`HostPort`, containerd's caches) show as well.
 fn port_text(p: &Value) -> Option<String> {
-    let host = p.get("hostPort")?.as_u64()?;
-    let cont = p.get("containerPort")?.as_u64()?;
-    let proto = p.get("protocol").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("tcp");
-    Some(match p.get("hostIP").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-        Some(ip) if ip.contains(':') => format!("[{ip}]:{host}:{cont}/{proto}"),
-        Some(ip) => format!("{ip}:{host}:{cont}/{proto}"),
-        None => format!("{host}:{cont}/{proto}"),
+    let m = PortMapping::deserialize(p).ok()?;
+    let (host, cont) = (m.host_port, m.container_port);
+    let proto = if m.protocol.is_empty() { "tcp" } else { m.protocol.as_str() };
+    Some(match m.host_ip.as_str() {
+        "" => format!("{host}:{cont}/{proto}"),
+        ip if ip.contains(':') => format!("[{ip}]:{host}:{cont}/{proto}"),
+        ip => format!("{ip}:{host}:{cont}/{proto}"),
     })
 }
 
@@ -122,6 +126,13 @@ mod tests {
         );
         assert_eq!(port_text(&json!({"hostPort": 1, "containerPort": 2, "hostIP": "::1"})).unwrap(), "[::1]:1:2/tcp");
         assert_eq!(port_text(&json!({"containerPort": 2})), None);
+        // go-cni (containerd's CRI plugin) caches Go's field names, and "" for no host IP
+        let go = json!({"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""});
+        assert_eq!(port_text(&go).unwrap(), "8080:80/tcp");
+        assert_eq!(
+            port_text(&json!({"HostPort": 53, "ContainerPort": 5353, "Protocol": "udp", "HostIP": "10.0.0.1"})).unwrap(),
+            "10.0.0.1:53:5353/udp"
+        );
         assert_eq!(
             (age_text(Some(5)), age_text(Some(125)), age_text(Some(7300)), age_text(Some(200000)), age_text(None)),
             ("5s".into(), "2m".into(), "2h".into(), "2d".into(), "-".into())
