@@ -309,7 +309,7 @@ ip link set lo up && exec "$@""#;
     /// (run the test's body); here, returns false once that run passed, and panics with its
     /// output when it failed. Lines of the run's output starting with `report` are printed here.
     ///
-    /// ```ignore
+    /// ```text
     /// if !own_node::rerun("my_test", "") { return; }   // … the body, in the node
     /// ```
     pub fn rerun(name: &str, report: &str) -> bool {
