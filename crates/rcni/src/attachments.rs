@@ -16,8 +16,11 @@ pub struct Attachment {
     pub container_id: String,
     pub network: String,
     pub ifname: String,
+    /// The namespace the cache records (libcni ≥ 1.2, rcni), or else the `sandbox` of the cached
+    /// result's container interface: libcni 1.1 and older (podman 4, containerd 1.6, Go's
+    /// cnitool 1.1) write no `netns`, but their plugins' results name it. Empty: neither.
     pub netns: String,
-    /// The namespace still opens as one (`None`: none recorded).
+    /// The namespace still opens as one (`None`: none known).
     pub netns_exists: Option<bool>,
     /// Addresses with prefix, from the cached result.
     pub ips: Vec<String>,
@@ -29,7 +32,7 @@ pub struct Attachment {
 
 impl Attachment {
     pub fn from_cache(cache: &Cache, a: &NetworkAttachment) -> Attachment {
-        let (ips, since) = match cache.read(&a.network, &a.container_id, &a.ifname) {
+        let (ips, since, sandbox) = match cache.read(&a.network, &a.container_id, &a.ifname) {
             Ok(Cached::Entry(info)) => {
                 let ips = info
                     .raw_result
@@ -37,11 +40,10 @@ impl Attachment {
                     .and_then(Value::as_array)
                     .map(|l| l.iter().filter_map(|i| i.get("address").and_then(Value::as_str).map(String::from)).collect())
                     .unwrap_or_default();
-                let since =
-                    cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
-                (ips, since)
+                let since = cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
+                (ips, since, sandbox_of(&info.raw_result, &a.ifname))
             }
-            _ => (Vec::new(), None),
+            _ => (Vec::new(), None, None),
         };
         let ports = a
             .capability_args
@@ -49,12 +51,13 @@ impl Attachment {
             .and_then(Value::as_array)
             .map(|l| l.iter().filter_map(port_text).collect())
             .unwrap_or_default();
-        let netns_exists = (!a.netns.is_empty()).then(|| netkit::NetNs::open_if_present(&a.netns).is_ok_and(|n| n.is_some()));
+        let netns = if a.netns.is_empty() { sandbox.unwrap_or_default() } else { a.netns.clone() };
+        let netns_exists = (!netns.is_empty()).then(|| netkit::NetNs::open_if_present(&netns).is_ok_and(|n| n.is_some()));
         Attachment {
             container_id: a.container_id.clone(),
             network: a.network.clone(),
             ifname: a.ifname.clone(),
-            netns: a.netns.clone(),
+            netns,
             netns_exists,
             ips,
             ports,
@@ -113,9 +116,54 @@ pub fn age_text(secs: Option<u64>) -> String {
     }
 }
 
+/// The `sandbox` a result gives for interface `ifname` (or, when no interface has that name, the
+/// first interface with one).
+fn sandbox_of(result: &serde_json::Map<String, Value>, ifname: &str) -> Option<String> {
+    let ifaces = result.get("interfaces")?.as_array()?;
+    let sandbox = |i: &Value| i.get("sandbox").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    ifaces
+        .iter()
+        .find(|i| i.get("name").and_then(Value::as_str) == Some(ifname))
+        .and_then(sandbox)
+        .or_else(|| ifaces.iter().find_map(sandbox))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache file as podman 4.3's libcni (1.1) writes it: no `netns` key, the namespace only in
+    /// the result's `sandbox`.
+    fn podman_entry(id: &str, netns: Option<&str>) -> String {
+        let ns = netns.map(|n| format!(r#""netns":"{n}","#)).unwrap_or_default();
+        format!(
+            r#"{{"kind":"cniCacheV1","containerId":"{id}","config":"e30=","ifName":"eth0","networkName":"web",{ns}"cniArgs":[["IgnoreUnknown","1"],["K8S_POD_NAME","p1"]],"capabilityArgs":{{"portMappings":[{{"hostPort":8080,"containerPort":80,"protocol":"tcp"}}]}},"result":{{"cniVersion":"1.0.0","interfaces":[{{"mac":"26:9e:da:34:42:5a","name":"rcni-4053485bc9"}},{{"mac":"26:9e:da:34:42:5b","name":"veth2dcc6b80"}},{{"mac":"f6:1f:d2:c3:55:68","name":"eth0","sandbox":"/run/netns/netns-{id}"}}],"ips":[{{"address":"10.226.0.2/24","gateway":"10.226.0.1","interface":2}}]}}}}"#
+        )
+    }
+
+    #[test]
+    fn the_namespace_comes_from_the_result_when_the_cache_records_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("results")).unwrap();
+        std::fs::write(dir.path().join("results/web-p1-eth0"), podman_entry("p1", None)).unwrap();
+        std::fs::write(dir.path().join("results/web-p2-eth0"), podman_entry("p2", Some("/var/run/netns/recorded"))).unwrap();
+        let cache = Cache::new(dir.path());
+        let mut all: Vec<Attachment> = cache.attachments("").unwrap().iter().map(|a| Attachment::from_cache(&cache, a)).collect();
+        all.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+        let shown: Vec<(&str, &str, Option<bool>)> =
+            all.iter().map(|a| (a.container_id.as_str(), a.netns.as_str(), a.netns_exists)).collect();
+        assert_eq!(
+            shown,
+            [("p1", "/run/netns/netns-p1", Some(false)), ("p2", "/var/run/netns/recorded", Some(false))],
+            "a recorded netns wins"
+        );
+        assert_eq!((all[0].ips.clone(), all[0].ports.clone()), (vec!["10.226.0.2/24".to_string()], vec!["8080:80/tcp".to_string()]));
+        // a result naming no sandbox: nothing to show
+        std::fs::write(dir.path().join("results/web-p1-eth0"), podman_entry("p1", None).replace(r#","sandbox":"/run/netns/netns-p1""#, ""))
+            .unwrap();
+        let a = Attachment::from_cache(&cache, &cache.attachments("p1").unwrap()[0]);
+        assert_eq!((a.netns.as_str(), a.netns_exists), ("", None));
+    }
 
     #[test]
     fn ports_and_ages() {

@@ -1,6 +1,7 @@
 //! `rcni ps`: every attachment on the node, from the result cache (`/var/lib/cni`, where rcni,
-//! cnitool and containerd's go-cni keep theirs): container ID, netns (and whether it still
-//! exists), network, interface, addresses, published ports, age.
+//! cnitool, containerd's go-cni and podman's CNI backend keep theirs): container ID, netns (and
+//! whether it still exists; libcni 1.1 and older record none, so the result's sandbox is shown),
+//! network, interface, addresses, published ports, age.
 
 use crate::attachments::{self, age_text};
 use crate::exit::exit_code;

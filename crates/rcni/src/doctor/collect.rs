@@ -149,7 +149,9 @@ fn cache() -> Result<Vec<CachedAttachment>, String> {
                 container_id: a.container_id.clone(),
                 ifname: a.ifname.clone(),
                 netns: a.netns.clone(),
-                netns_exists: shown.netns_exists,
+                // only a recorded namespace counts: `rcni gc` leaves the others alone, so the
+                // doctor cannot send a user there for them
+                netns_exists: if a.netns.is_empty() { None } else { shown.netns_exists },
                 age: shown.since.map(|t| SystemTime::now().duration_since(t).unwrap_or_default()),
                 host_ifaces,
             }
