@@ -40,7 +40,8 @@ impl Attachment {
                     .and_then(Value::as_array)
                     .map(|l| l.iter().filter_map(|i| i.get("address").and_then(Value::as_str).map(String::from)).collect())
                     .unwrap_or_default();
-                let since = cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
+                let since =
+                    cache.file_path(&a.network, &a.container_id, &a.ifname).ok().and_then(|p| std::fs::metadata(p).ok()?.modified().ok());
                 (ips, since, sandbox_of(&info.raw_result, &a.ifname))
             }
             _ => (Vec::new(), None, None),
