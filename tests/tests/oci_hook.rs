@@ -174,6 +174,10 @@ fn runc_containers_reach_each_other_by_name_publish_ports_and_leave_nothing() {
     assert!(eventually(5, || http_get("10.225.0.2:80").is_some()), "the web server is up: {}", log(&web));
     assert_eq!(runc.exec_ok("oci-web", &["hostname"]).trim(), "web");
     assert_eq!(std::fs::read_to_string(web.join("rcni/hostname")).unwrap(), "web\n");
+    for f in ["hosts", "resolv.conf", "hostname"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(web.join("rcni").join(f)).unwrap().permissions());
+        assert_eq!(mode & 0o7777, 0o644, "{f}: the mode of docs/state-files.md");
+    }
     let web_hosts = runc.exec_ok("oci-web", &["cat", "/etc/hosts"]);
     assert_eq!(named(&web_hosts), ["10.225.0.2\tweb oci-web"], "{web_hosts}");
     let resolv = runc.exec_ok("oci-web", &["cat", "/etc/resolv.conf"]);

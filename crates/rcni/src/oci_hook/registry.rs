@@ -187,5 +187,10 @@ mod tests {
         reg.join(&member("d", &file("d"), &[("web", "10.1.0.5")])).unwrap();
         assert_eq!(read(&dir.path().join("d")), ["10.1.0.5\td-host d", "10.1.0.2\ta-host a"]);
         assert_eq!(reg.all().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a", "c", "d"]);
+        // the modes of docs/state-files.md
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(dir.path().join("reg")), 0o700);
+        assert_eq!(mode(dir.path().join("reg/a.json")), 0o600);
     }
 }
