@@ -154,3 +154,31 @@ fn networks_by_name_from_create_to_rm() {
     assert!(out.starts_with("Deleted Networks:\n") && out.contains("par0\n") && out.contains("par5\n"), "{out}");
     assert_eq!(files(dir), vec!["10-podman.conflist".to_string()]);
 }
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn rm_of_a_network_whose_file_another_tool_removed_takes_what_it_left() {
+    require_netsandbox();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    ok(net(dir, &["create", "orphan", "--subnet", "10.228.5.0/24"]));
+    let ns = TestNetns::new("rcni-orphan");
+    let conf = dir.to_str().unwrap();
+    ok(rcni(&["attach", &ns.name, "-n", "orphan", "--conf-dir", conf, "-p", "18181:80"]));
+    ok(rcni(&["detach", &ns.name, "--conf-dir", conf]));
+    let bridge = inspect(dir, "orphan")["bridge"].as_str().unwrap().to_string();
+    assert!(rcni_tests::link(None, &bridge).is_some());
+    // as `podman network rm` does: the file goes, no plugin runs
+    std::fs::remove_file(dir.join("rcni-orphan.conflist")).unwrap();
+    let out = net(dir, &["rm", "orphan"]);
+    let notes = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(ok(out), "orphan\n");
+    assert!(notes.contains(&format!("removed bridge {bridge}")) && notes.contains("removed its masquerade objects"), "{notes}");
+    assert!(notes.contains("removed /var/lib/cni/networks/orphan"), "{notes}");
+    assert!(rcni_tests::link(None, &bridge).is_none(), "the bridge is gone");
+    assert!(!Path::new("/var/lib/cni/networks/orphan").exists());
+    // nothing left to take: the name is unknown again, and a name that cannot be a network is
+    // refused as before
+    assert!(err(net(dir, &["rm", "orphan"])).contains("not found"));
+    assert!(err(net(dir, &["rm", "../x"])).contains("not found"));
+}

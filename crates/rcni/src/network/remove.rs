@@ -1,7 +1,8 @@
 //! `rcni network rm` and `prune`: a network's file goes, and with it what the network left on the
 //! node that no other network uses — its bridge, its masquerade and published-port objects in
 //! nftables, its host-local store directory. While the result cache records attachments of the
-//! network, `rm` refuses (naming them) unless `-f`, which DELs them first.
+//! network, `rm` refuses (naming them) unless `-f`, which DELs them first. A name whose file is
+//! gone (removed by another tool, without the plugins) still gets what it left removed.
 
 use super::show::{collect, find, Shown};
 use super::{lock_dir, Dir};
@@ -41,10 +42,19 @@ pub fn rm(a: &RmArgs) -> Result<i32, String> {
     let dir = dir_of(&a.env);
     let _lock = lock_dir(&dir.conf_dir)?;
     let all = collect(&dir)?;
-    // every name first: nothing is removed when one is wrong
+    // every name first: nothing is removed when one is wrong (a name without a file may still
+    // have left objects on the node: those are tried after the others)
     let mut chosen = Vec::new();
+    let mut fileless = Vec::new();
     for n in &a.names {
-        let s = find(&all, n, &dir)?;
+        let s = match find(&all, n, &dir) {
+            Ok(s) => s,
+            Err(e) => {
+                cni_types::validate::network_name(n).map_err(|_| e.clone())?;
+                fileless.push((n, e));
+                continue;
+            }
+        };
         if !s.attachments.is_empty() && !a.force {
             let list: Vec<String> = s.attachments.iter().map(|x| format!("{} {} ({})", x.container_id, x.ifname, x.netns)).collect();
             return Err(format!(
@@ -74,7 +84,79 @@ pub fn rm(a: &RmArgs) -> Result<i32, String> {
             }
         }
     }
+    for (name, not_found) in fileless {
+        match remove_leftovers(name, &all, &a.env) {
+            Ok(notes) if !notes.is_empty() => {
+                println!("{name}");
+                eprintln!("  no file of {name} in {}: removed what it left", dir.conf_dir.display());
+                for n in notes {
+                    eprintln!("  {n}");
+                }
+            }
+            Ok(_) => {
+                eprintln!("rcni network rm: {not_found}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("rcni network rm: {name}: {e}");
+                failed = true;
+            }
+        }
+    }
     Ok(i32::from(failed))
+}
+
+/// A network whose file is gone while what its plugins made stays — another tool removed the
+/// file without running them, as `podman network rm` does: its bridge (the one `rcni network
+/// create` names after it, when no other network uses it and it has no ports), its masquerade
+/// and published-port objects in nftables, and its host-local store in the default place.
+/// Refused while the result cache records attachments of it. Returns what went (nothing: no
+/// such network left anything).
+fn remove_leftovers(name: &str, all: &[Shown], env: &RuntimeEnv) -> Result<Vec<String>, String> {
+    let cni = env.cni()?;
+    let cached = cni.cache(&Default::default()).network_attachments(name).map_err(|e| e.to_string())?;
+    if !cached.is_empty() {
+        let list: Vec<String> = cached.iter().map(|x| format!("{} {}", x.container_id, x.ifname)).collect();
+        return Err(format!("it has no file, but the result cache records its attachments {}; rcni gc reclaims them once their namespaces are gone", list.join(", ")));
+    }
+    let mut notes = Vec::new();
+    let br = super::plan::bridge_name(&super::plan::network_id(name));
+    if !all.iter().any(|o| o.bridge().as_deref() == Some(br.as_str())) {
+        match remove_bridge(&br) {
+            Ok(true) => notes.push(format!("removed bridge {br}")),
+            Ok(false) => {}
+            Err(e) => notes.push(format!("bridge {br} stays: {e}")),
+        }
+    }
+    remove_nft_objects(name, &mut notes);
+    let store = Path::new(ipam::store::DEFAULT_DATA_DIR).join(name);
+    if !all.iter().any(|o| host_local_stores(&o.raw, &o.name()).contains(&store)) {
+        match remove_store(&store) {
+            Ok(true) => notes.push(format!("removed {}", store.display())),
+            Ok(false) => {}
+            Err(e) => notes.push(format!("{} stays: {e}", store.display())),
+        }
+    }
+    Ok(notes)
+}
+
+/// The network's masquerade and published-port objects in nftables.
+fn remove_nft_objects(name: &str, notes: &mut Vec<String>) {
+    match netkit::nft::shared() {
+        Ok(mut nft) => {
+            match netkit::masq::remove_network(&mut *nft, name) {
+                Ok(true) => notes.push("removed its masquerade objects".into()),
+                Ok(false) => {}
+                Err(e) => notes.push(format!("its masquerade objects stay: {e}")),
+            }
+            match plugins::portmap::layout::remove_network(&mut *nft, name) {
+                Ok(true) => notes.push("removed its published-port objects".into()),
+                Ok(false) => {}
+                Err(e) => notes.push(format!("its published-port objects stay: {e}")),
+            }
+        }
+        Err(e) => notes.push(format!("nftables not reachable, its objects stay: {e}")),
+    }
 }
 
 pub fn prune(a: &PruneArgs) -> Result<i32, String> {
@@ -164,21 +246,7 @@ fn remove_one(s: &Shown, all: &[Shown], env: &RuntimeEnv) -> Result<Vec<String>,
             Err(e) => notes.push(format!("bridge {br} stays: {e}")),
         }
     }
-    match netkit::nft::shared() {
-        Ok(mut nft) => {
-            match netkit::masq::remove_network(&mut *nft, &name) {
-                Ok(true) => notes.push("removed its masquerade objects".into()),
-                Ok(false) => {}
-                Err(e) => notes.push(format!("its masquerade objects stay: {e}")),
-            }
-            match plugins::portmap::layout::remove_network(&mut *nft, &name) {
-                Ok(true) => notes.push("removed its published-port objects".into()),
-                Ok(false) => {}
-                Err(e) => notes.push(format!("its published-port objects stay: {e}")),
-            }
-        }
-        Err(e) => notes.push(format!("nftables not reachable, its objects stay: {e}")),
-    }
+    remove_nft_objects(&name, &mut notes);
     for store in host_local_stores(&s.raw, &name) {
         match remove_store(&store) {
             Ok(true) => notes.push(format!("removed {}", store.display())),
