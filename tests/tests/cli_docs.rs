@@ -21,7 +21,16 @@ fn man_pages_for_every_command() {
     let d = tempfile::tempdir().unwrap();
     let out = rcni(&["man", "--dir", d.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for page in ["rcni.1", "rcni-network-create.1", "rcni-attach.1", "rcni-netns-add.1", "rcni-ps.1", "rcni-gc.1", "rcni-oci-hook-install.1", "rcni-oci-hook-createRuntime.1"] {
+    for page in [
+        "rcni.1",
+        "rcni-network-create.1",
+        "rcni-attach.1",
+        "rcni-netns-add.1",
+        "rcni-ps.1",
+        "rcni-gc.1",
+        "rcni-oci-hook-install.1",
+        "rcni-oci-hook-createRuntime.1",
+    ] {
         let text = std::fs::read_to_string(d.path().join(page)).unwrap_or_else(|_| panic!("{page} missing"));
         assert!(text.starts_with(".ie \\n(.g .ds Aq") || text.contains(".TH"), "{page} is a man page");
     }

@@ -6,6 +6,7 @@
 //!   `cniCacheV1` result cache (byte-compatible with Go's, written atomically).
 //! - [`NetworkSet`]: multi-network attach for one container (`eth0..N`, optional `lo`).
 //! - [`invoke`]: running one plugin, including delegation from plugin to plugin (IPAM).
+//! - [`oci`]: networking OCI bundles through runtime hooks (config.json, hosts, resolv.conf).
 
 pub mod api;
 pub mod attach;
@@ -19,6 +20,7 @@ pub mod find;
 pub mod fsutil;
 pub mod invoke;
 pub mod lock;
+pub mod oci;
 pub mod trace;
 
 pub use api::{CniConfig, GcArgs, RuntimeConf};

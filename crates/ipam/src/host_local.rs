@@ -162,25 +162,7 @@ pub fn store_location(stdin: &[u8]) -> Result<Option<(String, PathBuf)>, CniErro
 /// `resolv.conf` → DNS settings (`nameserver`, `domain`, `search`, `options`).
 pub fn parse_resolv_conf(path: &Path) -> Result<Dns, CniError> {
     let text = std::fs::read_to_string(path).map_err(|e| CniError::io(format!("reading {}: {e}", path.display())))?;
-    let mut dns = Dns::default();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 2 {
-            continue;
-        }
-        match fields[0] {
-            "nameserver" => dns.nameservers.push(fields[1].to_string()),
-            "domain" => dns.domain = fields[1].to_string(),
-            "search" => dns.search.extend(fields[1..].iter().map(|s| s.to_string())),
-            "options" => dns.options.extend(fields[1..].iter().map(|s| s.to_string())),
-            _ => {}
-        }
-    }
-    Ok(dns)
+    Ok(Dns::from_resolv_conf(&text))
 }
 
 /// I/O failures are code 5; a lock another process holds past the bound is "try again later".

@@ -54,6 +54,32 @@ pub struct Dns {
 }
 
 impl Dns {
+    /// A resolv.conf's `nameserver`, `domain`, `search` and `options` lines (comments, blank and
+    /// other lines skipped; `search` and `options` accumulate over several lines).
+    pub fn from_resolv_conf(text: &str) -> Dns {
+        let mut dns = Dns::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 2 {
+                continue;
+            }
+            match fields[0] {
+                "nameserver" => dns.nameservers.push(fields[1].to_string()),
+                "domain" => dns.domain = fields[1].to_string(),
+                "search" => dns.search.extend(fields[1..].iter().map(|s| s.to_string())),
+                "options" => dns.options.extend(fields[1..].iter().map(|s| s.to_string())),
+                _ => {}
+            }
+        }
+        dns
+    }
+}
+
+impl Dns {
     pub fn is_empty(&self) -> bool {
         self.nameservers.is_empty() && self.domain.is_empty() && self.search.is_empty() && self.options.is_empty()
     }
@@ -127,6 +153,17 @@ pub mod opt_ip {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn resolv_conf_lines() {
+        let d = Dns::from_resolv_conf("# c\n; c\nnameserver 10.0.0.1\n  nameserver ::1 \ndomain d.example\nsearch a b\nsearch c\noptions ndots:2\nnameserver\nsortlist x\n");
+        assert_eq!(d.nameservers, ["10.0.0.1", "::1"]);
+        assert_eq!(
+            (d.domain.as_str(), d.search.as_slice(), d.options.as_slice()),
+            ("d.example", &["a".to_string(), "b".into(), "c".into()][..], &["ndots:2".to_string()][..])
+        );
+        assert_eq!(Dns::from_resolv_conf(""), Dns::default());
+    }
     use super::*;
 
     #[test]

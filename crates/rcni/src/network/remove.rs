@@ -117,7 +117,10 @@ fn remove_leftovers(name: &str, all: &[Shown], env: &RuntimeEnv) -> Result<Vec<S
     let cached = cni.cache(&Default::default()).network_attachments(name).map_err(|e| e.to_string())?;
     if !cached.is_empty() {
         let list: Vec<String> = cached.iter().map(|x| format!("{} {}", x.container_id, x.ifname)).collect();
-        return Err(format!("it has no file, but the result cache records its attachments {}; rcni gc reclaims them once their namespaces are gone", list.join(", ")));
+        return Err(format!(
+            "it has no file, but the result cache records its attachments {}; rcni gc reclaims them once their namespaces are gone",
+            list.join(", ")
+        ));
     }
     let mut notes = Vec::new();
     let br = super::plan::bridge_name(&super::plan::network_id(name));

@@ -13,8 +13,6 @@
 //! - `poststop` DELs what the result cache records and takes the container out of the others'
 //!   hosts files; state already gone is no failure.
 
-mod bundle;
-mod etc_files;
 mod registry;
 
 use crate::attaching;
@@ -22,9 +20,9 @@ use crate::exit::{exit_code, message};
 use crate::runtime_env::{lock_container, select_networks, RuntimeEnv};
 use crate::shared::parse_publish;
 use clap::{Args, Subcommand};
+use cni_runtime::oci::{bundle, etc_files, State};
 use cni_types::capabilities::PortMapping;
 use registry::{Member, Registry};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -161,18 +159,6 @@ fn validate_hostname(h: &str) -> Result<(), String> {
     } else {
         Err(format!("hostname {h:?}: 1-64 letters, digits, '-' and '.', not starting with '-' or '.'"))
     }
-}
-
-/// The OCI state a runtime gives its hooks on stdin.
-#[derive(serde::Deserialize)]
-struct State {
-    id: String,
-    #[serde(default)]
-    pid: i64,
-    #[serde(default)]
-    bundle: PathBuf,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
 }
 
 fn read_state() -> Result<State, String> {

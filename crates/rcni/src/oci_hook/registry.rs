@@ -3,8 +3,8 @@
 //! not outlive a reboot either), changed under one lock, and the hosts files of the containers a
 //! change concerns rewritten while that lock is held.
 
-use super::etc_files::{self, Entry};
 use cni_runtime::fsutil;
+use cni_runtime::oci::etc_files::{self, Entry};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

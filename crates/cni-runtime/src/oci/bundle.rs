@@ -1,4 +1,4 @@
-//! `rcni oci-hook install BUNDLE`: what it changes in an OCI bundle's `config.json` (a pure
+//! Networking an OCI bundle through its hooks (`rcni oci-hook install BUNDLE`): what that changes in an OCI bundle's `config.json` (a pure
 //! function over the JSON, [`apply`], everything else in the file kept as it was) and the
 //! per-bundle files it bind-mounts over the container's `/etc/hosts`, `/etc/resolv.conf` and
 //! `/etc/hostname` (in `BUNDLE/rcni/`).
@@ -155,7 +155,7 @@ mod tests {
             exe: "/usr/local/bin/rcni".into(),
             args: vec!["--conf-dir".into(), "/etc/cni/net.d".into()],
             networks: vec!["web".into()],
-            ports: vec![crate::shared::parse_publish("8080:80").unwrap()],
+            ports: vec![PortMapping { host_port: 8080, container_port: 80, protocol: "tcp".into(), host_ip: String::new() }],
             hostname: Some("h1".into()),
             files: "/b/rcni".into(),
         }

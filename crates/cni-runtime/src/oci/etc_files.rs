@@ -90,7 +90,7 @@ fn is_loopback(server: &str) -> bool {
 
 /// The node's resolv.conf, or nothing when it cannot be read.
 pub fn node_dns(path: &Path) -> Dns {
-    ipam::host_local::parse_resolv_conf(path).unwrap_or_default()
+    std::fs::read_to_string(path).map(|t| Dns::from_resolv_conf(&t)).unwrap_or_default()
 }
 
 /// Replaces the contents of the file at `path` in place (same inode, so a bind mount of it
