@@ -1,10 +1,12 @@
 //! OCI hooks (`cni_runtime::oci`): the input as a bundle's config.json given to `bundle::apply`
 //! (as `rcni oci-hook install` does), as the OCI state a runtime gives its hooks
-//! (`State::parse`, then the annotations `bundle::recorded` reads), and as a resolv.conf
-//! (`Dns::from_resolv_conf`, `etc_files::resolv_conf`). Nothing panics; an applied config holds
-//! rcni's two hooks once, each container file mounted once, one network namespace of its own, and
-//! gives back the plan's networks and ports; applying again changes nothing; a rendered
-//! resolv.conf parses back to the nameservers it was made from, never a loopback one of the node.
+//! (`State::parse`, then the annotations `bundle::recorded` reads), as a resolv.conf
+//! (`Dns::from_resolv_conf`, `etc_files::resolv_conf`) and as a hosts file to rewrite
+//! (`etc_files::hosts`). Nothing panics; an applied config holds rcni's two hooks once, each
+//! container file mounted once, one network namespace of its own, and gives back the plan's
+//! networks and ports; applying again changes nothing; a rendered resolv.conf parses back to the
+//! nameservers it was made from, never a loopback one of the node; a rewritten hosts file starts
+//! with rcni's block, has it once, and a second rewrite changes nothing.
 #![no_main]
 
 use cni_runtime::oci::{bundle, etc_files, State};
@@ -57,6 +59,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = bundle::recorded(&state.annotations);
     }
     let Ok(text) = std::str::from_utf8(data) else { return };
+    // as a hosts file the container changed: rcni's block once, first; the other lines kept
+    let own = [etc_files::Entry { ip: [10, 0, 0, 2].into(), names: vec!["h".into(), "c1".into()], network: "web".into() }];
+    let hosts = etc_files::hosts(text, &own, &[]);
+    assert_eq!(hosts.lines().filter(|l| *l == etc_files::BEGIN).count(), 1);
+    assert!(hosts.starts_with(etc_files::BEGIN));
+    assert_eq!(etc_files::hosts(&hosts, &own, &[]), hosts, "a rewrite of a rewrite changes nothing");
     let dns = Dns::from_resolv_conf(text);
     let from_node = Dns::from_resolv_conf(&etc_files::resolv_conf(&[], &dns));
     assert!(!from_node.nameservers.is_empty());

@@ -4,12 +4,12 @@
 //! files follow containers joining and leaving, and after `runc delete` nothing is left (lease,
 //! cache, rules, veth, hosts entries, the hook's records).
 
-use rcni_tests::{oci::busybox_rootfs, own_node, rcni, rcni_bin, run, run_ok};
+use rcni_tests::{eventually, oci::busybox_rootfs, own_node, rcni, rcni_bin, run, run_ok};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// runc's state root and the containers started in it, deleted (with their poststop hooks) on
 /// drop, so a failing test leaves no container running.
@@ -109,20 +109,6 @@ fn install(bundle: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Polls `f` every 50 ms until it holds, for at most `secs`.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An HTTP GET of `/` from the node, as text (`None` when nothing answers).
 fn http_get(addr: &str) -> Option<String> {
     let mut s = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).ok()?;
@@ -133,9 +119,9 @@ fn http_get(addr: &str) -> Option<String> {
     Some(out)
 }
 
-/// The names-to-addresses lines of a hosts file (after the six localhost lines).
+/// The names-to-addresses lines of a hosts file (not the localhost lines, not rcni's markers).
 fn named(hosts: &str) -> Vec<String> {
-    hosts.lines().filter(|l| !l.contains("localhost") && !l.contains("ip6-")).map(str::to_string).collect()
+    hosts.lines().filter(|l| !l.contains("localhost") && !l.contains("ip6-") && !l.starts_with('#')).map(str::to_string).collect()
 }
 
 /// Everything of the test's containers that could be left on the node: lease files, cache
@@ -179,21 +165,36 @@ fn runc_containers_reach_each_other_by_name_publish_ports_and_leave_nothing() {
         assert_eq!(mode & 0o7777, 0o644, "{f}: the mode of docs/state-files.md");
     }
     let web_hosts = runc.exec_ok("oci-web", &["cat", "/etc/hosts"]);
-    assert_eq!(named(&web_hosts), ["10.225.0.2\tweb oci-web"], "{web_hosts}");
+    assert_eq!(named(&web_hosts), ["10.225.0.2\tweb web.ocinet oci-web oci-web.ocinet"], "{web_hosts}");
     let resolv = runc.exec_ok("oci-web", &["cat", "/etc/resolv.conf"]);
     assert!(resolv.starts_with("nameserver "), "{resolv}");
     assert!(!resolv.contains("nameserver 127.") && !resolv.contains("nameserver ::1"), "no loopback nameserver: {resolv}");
 
+    // a line the container adds itself stays through rcni's rewrites
+    runc.exec_ok("oci-web", &["sh", "-c", "echo '192.0.2.9\tmine' >> /etc/hosts"]);
     assert!(runc.run(&client, "oci-client"), "runc run oci-client: {}", log(&client));
     let client_hosts = runc.exec_ok("oci-client", &["cat", "/etc/hosts"]);
     // its names: the hostname `runc spec` gave it, and its ID
-    assert_eq!(named(&client_hosts), ["10.225.0.3\trunc oci-client", "10.225.0.2\tweb oci-web"], "{client_hosts}");
+    assert_eq!(
+        named(&client_hosts),
+        ["10.225.0.3\trunc runc.ocinet oci-client oci-client.ocinet", "10.225.0.2\tweb web.ocinet oci-web oci-web.ocinet"],
+        "{client_hosts}"
+    );
     // the earlier container's file was rewritten in place: its bind mount shows the newcomer
     let web_hosts = runc.exec_ok("oci-web", &["cat", "/etc/hosts"]);
-    assert_eq!(named(&web_hosts), ["10.225.0.2\tweb oci-web", "10.225.0.3\trunc oci-client"], "{web_hosts}");
+    assert_eq!(
+        named(&web_hosts),
+        [
+            "10.225.0.2\tweb web.ocinet oci-web oci-web.ocinet",
+            "10.225.0.3\trunc runc.ocinet oci-client oci-client.ocinet",
+            "192.0.2.9\tmine"
+        ],
+        "{web_hosts}"
+    );
 
     // by name, both ways; HTTP by name; the published port from the node
     runc.exec_ok("oci-client", &["ping", "-c1", "-W2", "web"]);
+    runc.exec_ok("oci-client", &["ping", "-c1", "-W2", "oci-web.ocinet"]);
     runc.exec_ok("oci-web", &["ping", "-c1", "-W2", "oci-client"]);
     let page = runc.exec_ok("oci-client", &["timeout", "5", "wget", "-qO-", "http://web/"]);
     assert_eq!(page, "hello-from-web\n");
@@ -207,7 +208,7 @@ fn runc_containers_reach_each_other_by_name_publish_ports_and_leave_nothing() {
     let out = runc.delete("oci-client");
     assert!(out.status.success(), "runc delete: {}", String::from_utf8_lossy(&out.stderr));
     let web_hosts = runc.exec_ok("oci-web", &["cat", "/etc/hosts"]);
-    assert_eq!(named(&web_hosts), ["10.225.0.2\tweb oci-web"], "{web_hosts}");
+    assert_eq!(named(&web_hosts), ["10.225.0.2\tweb web.ocinet oci-web oci-web.ocinet", "192.0.2.9\tmine"], "{web_hosts}");
     let out = runc.delete("oci-web");
     assert!(out.status.success(), "runc delete: {}", String::from_utf8_lossy(&out.stderr));
     let left = leftovers(&["oci-web", "oci-client"], "8080");

@@ -176,20 +176,6 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(out)
 }
 
-/// Polls `f` until it is true or `secs` pass.
-fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn rcni_json(args: &[&str]) -> Value {
     let out = rcni(args);
     assert!(out.status.success(), "rcni {args:?} failed: {}", text(&out));
@@ -332,7 +318,7 @@ fn podman_runs_containers_on_an_rcni_network() {
     // sets route_localnet on the bridge, guarded); the server directly
     let body = "served by podman on rcni\n";
     let served = |addr: &str| http_get(addr, "/index.html").is_some_and(|r| r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with(body));
-    assert!(wait_for(10, || served("10.226.0.1:8080")), "no answer at 10.226.0.1:8080 within 10 s");
+    assert!(rcni_tests::eventually(10, || served("10.226.0.1:8080")), "no answer at 10.226.0.1:8080 within 10 s");
     assert!(served("127.0.0.1:8080"), "no answer at 127.0.0.1:8080");
     assert!(served(&format!("{web_ip}:80")), "no answer at {web_ip}:80");
     assert!(!served("10.226.0.1:80"), "only the published port is forwarded");
@@ -373,7 +359,7 @@ fn podman_runs_containers_on_an_rcni_network() {
     let out = pm.run(&["--rm"], &["/bin/ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(out.contains("inet 10.226.0.") && out.contains("/24"), "{out}");
     assert!(
-        wait_for(10, || std::fs::read_dir("/var/lib/cni/results").map(|d| d.count() == 0).unwrap_or(true)),
+        rcni_tests::eventually(10, || std::fs::read_dir("/var/lib/cni/results").map(|d| d.count() == 0).unwrap_or(true)),
         "podman run --rm left cache files: {:?}",
         std::fs::read_dir("/var/lib/cni/results").map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
     );

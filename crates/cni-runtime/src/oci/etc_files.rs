@@ -11,28 +11,58 @@ use std::path::Path;
 /// The lines every hosts file starts with (as docker and nerdctl write them).
 const LOCAL: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
+/// The first and last lines of what rcni writes into a hosts file; lines outside them (a user's,
+/// another tool's) are kept by every rewrite.
+pub const BEGIN: &str = "# <rcni> containers on the same networks: rewritten as they come and go";
+pub const END: &str = "# </rcni>";
+
 /// A hosts file before the container has addresses (what `install` leaves).
 pub fn placeholder_hosts() -> String {
-    LOCAL.to_string()
+    hosts("", &[], &[])
 }
 
-/// One name entry: an address and the names it answers to.
+/// One name entry: an address on a network and the names it answers to there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     pub ip: IpAddr,
     pub names: Vec<String>,
+    pub network: String,
 }
 
-/// A container's hosts file: localhost, then its own addresses with its own names, then the
-/// other containers on its networks (`peers`), each address once, in the order given.
-pub fn hosts(own: &[Entry], peers: &[Entry]) -> String {
-    let mut out = String::from(LOCAL);
+/// A container's hosts file, from its `current` one: rcni's block — localhost, then its own
+/// addresses with its own names, then the other containers on its networks (`peers`), each
+/// address once, in the order given; every name also as `name.network` (as nerdctl writes them)
+/// — and the lines of `current` outside that block, after it.
+pub fn hosts(current: &str, own: &[Entry], peers: &[Entry]) -> String {
+    let mut out = format!("{BEGIN}\n{LOCAL}");
     let mut seen = std::collections::BTreeSet::new();
     for e in own.iter().chain(peers) {
         if e.names.is_empty() || !seen.insert(e.ip) {
             continue;
         }
-        out.push_str(&format!("{}\t{}\n", e.ip, e.names.join(" ")));
+        let mut names = Vec::new();
+        for n in &e.names {
+            names.push(n.clone());
+            if !e.network.is_empty() {
+                names.push(format!("{n}.{}", e.network));
+            }
+        }
+        out.push_str(&format!("{}\t{}\n", e.ip, names.join(" ")));
+    }
+    out.push_str(END);
+    out.push('\n');
+    let mut inside = false;
+    // line by line as the bytes are (a `\r` stays), so that a rewrite of a rewrite is the same
+    for line in current.split_inclusive('\n').map(|l| l.strip_suffix('\n').unwrap_or(l)) {
+        match line {
+            l if l == BEGIN => inside = true,
+            l if l == END && inside => inside = false,
+            l if !inside => {
+                out.push_str(l);
+                out.push('\n');
+            }
+            _ => {}
+        }
     }
     out
 }
@@ -111,14 +141,29 @@ mod tests {
     use super::*;
 
     fn e(ip: &str, names: &[&str]) -> Entry {
-        Entry { ip: ip.parse().unwrap(), names: names.iter().map(|s| s.to_string()).collect() }
+        Entry { ip: ip.parse().unwrap(), names: names.iter().map(|s| s.to_string()).collect(), network: "net".into() }
     }
 
     #[test]
-    fn hosts_lists_own_then_peers_once() {
-        let text = hosts(&[e("10.1.0.2", &["web", "c1"])], &[e("10.1.0.3", &["db"]), e("10.1.0.2", &["dup"]), e("10.1.0.4", &[])]);
-        assert_eq!(text, format!("{LOCAL}10.1.0.2\tweb c1\n10.1.0.3\tdb\n"));
-        assert_eq!(hosts(&[], &[]), placeholder_hosts());
+    fn hosts_lists_own_then_peers_once_and_keeps_other_lines() {
+        let own = [e("10.1.0.2", &["web", "c1"])];
+        let peers = [e("10.1.0.3", &["db"]), e("10.1.0.2", &["dup"]), e("10.1.0.4", &[])];
+        let block = format!("{BEGIN}\n{LOCAL}10.1.0.2\tweb web.net c1 c1.net\n10.1.0.3\tdb db.net\n{END}\n");
+        assert_eq!(hosts("", &own, &peers), block);
+        assert_eq!(placeholder_hosts(), format!("{BEGIN}\n{LOCAL}{END}\n"));
+        // a user's line (added in the container) survives, an old block is replaced
+        let edited = format!("{}192.0.2.7\tmine\n", placeholder_hosts());
+        assert_eq!(hosts(&edited, &own, &peers), format!("{block}192.0.2.7\tmine\n"));
+        assert_eq!(
+            hosts(&hosts(&edited, &own, &peers), &own, &[]),
+            format!("{BEGIN}\n{LOCAL}10.1.0.2\tweb web.net c1 c1.net\n{END}\n192.0.2.7\tmine\n")
+        );
+        // a file of someone else's: all of it kept, after the block
+        assert_eq!(hosts("127.0.0.1 localhost\n", &[], &[]), format!("{BEGIN}\n{LOCAL}{END}\n127.0.0.1 localhost\n"));
+        // found by fuzzing: a last line ending in a lone \r was cut differently the second time
+        let once = hosts("[\r", &own, &[]);
+        assert_eq!(hosts(&once, &own, &[]), once);
+        assert!(once.ends_with("[\r\n"));
     }
 
     fn dns(servers: &[&str], search: &[&str], options: &[&str]) -> Dns {

@@ -125,7 +125,15 @@ impl Registry {
             }
             let Some(path) = &m.hosts else { continue };
             let (own, peers) = entries_for(m, &all);
-            match etc_files::rewrite(path, &etc_files::hosts(&own, &peers)) {
+            let current = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    errors.push(format!("reading {} (container {}): {e}", path.display(), m.id));
+                    continue;
+                }
+            };
+            match etc_files::rewrite(path, &etc_files::hosts(&current, &own, &peers)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => errors.push(format!("rewriting {} (container {}): {e}", path.display(), m.id)),
@@ -142,11 +150,15 @@ impl Registry {
 /// What `m`'s hosts file lists: its own addresses with its names, and every other member's
 /// addresses on the networks it shares with `m`.
 pub fn entries_for(m: &Member, all: &[Member]) -> (Vec<Entry>, Vec<Entry>) {
-    let own = m.networks.iter().flat_map(|a| &a.ips).map(|ip| Entry { ip: *ip, names: m.names.clone() }).collect();
+    let own = m
+        .networks
+        .iter()
+        .flat_map(|a| a.ips.iter().map(|ip| Entry { ip: *ip, names: m.names.clone(), network: a.network.clone() }))
+        .collect();
     let mut peers = Vec::new();
     for other in all.iter().filter(|o| o.id != m.id) {
         for a in other.networks.iter().filter(|a| m.on(&a.network)) {
-            peers.extend(a.ips.iter().map(|ip| Entry { ip: *ip, names: other.names.clone() }));
+            peers.extend(a.ips.iter().map(|ip| Entry { ip: *ip, names: other.names.clone(), network: a.network.clone() }));
         }
     }
     (own, peers)
@@ -174,7 +186,17 @@ mod tests {
         reg.join(&member("a", &ha, &[("web", "10.1.0.2")])).unwrap();
         reg.join(&member("b", &hb, &[("web", "10.1.0.3"), ("db", "10.2.0.3")])).unwrap();
         reg.join(&member("c", &hc, &[("db", "10.2.0.4")])).unwrap();
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap().lines().skip(6).map(str::to_string).collect::<Vec<_>>();
+        // the name lines, without the `name.network` aliases
+        let read = |p: &Path| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.lines()
+                .filter(|l| l.starts_with("10."))
+                .map(|l| {
+                    let (ip, names) = l.split_once('\t').unwrap();
+                    format!("{ip}\t{}", names.split(' ').filter(|n| !n.contains('.')).collect::<Vec<_>>().join(" "))
+                })
+                .collect::<Vec<_>>()
+        };
         assert_eq!(read(&ha), ["10.1.0.2\ta-host a", "10.1.0.3\tb-host b"], "a sees b on web, not b's db address nor c");
         assert_eq!(read(&hb), ["10.1.0.3\tb-host b", "10.2.0.3\tb-host b", "10.1.0.2\ta-host a", "10.2.0.4\tc-host c"]);
         assert_eq!(read(&hc), ["10.2.0.4\tc-host c", "10.2.0.3\tb-host b"]);
