@@ -192,6 +192,10 @@ fn runc_containers_reach_each_other_by_name_publish_ports_and_leave_nothing() {
         "{web_hosts}"
     );
 
+    // installing into the bundle again while its container runs leaves the container's files be
+    install(&web, &["-n", "ocinet", "-p", "8080:80", "--hostname", "web"]);
+    assert_eq!(runc.exec_ok("oci-web", &["cat", "/etc/hosts"]), web_hosts, "a second install keeps the running container's hosts file");
+
     // by name, both ways; HTTP by name; the published port from the node
     runc.exec_ok("oci-client", &["ping", "-c1", "-W2", "web"]);
     runc.exec_ok("oci-client", &["ping", "-c1", "-W2", "oci-web.ocinet"]);

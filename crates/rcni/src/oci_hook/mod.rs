@@ -115,13 +115,18 @@ fn install(a: &InstallArgs) -> Result<(), String> {
     ];
     for (name, text) in contents {
         let path = plan.files.join(name);
-        // a running container of this bundle sees its file through a bind mount: change the
-        // contents of the same file, never put a new one in its place
-        let outcome = match etc_files::rewrite(&path, &text) {
+        // a container of this bundle may be running: its hosts and resolv.conf are the hook's to
+        // keep (through their bind mounts), so only missing files are written; the hostname
+        // file follows the hostname, over the same inode
+        let outcome = match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 cni_runtime::fsutil::write_shared(&path, text.as_bytes(), 0o644, cni_runtime::fsutil::Placement::CreateNew)
             }
-            other => other,
+            Ok(_) if name == "hostname" && std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) => {
+                etc_files::rewrite(&path, &text)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
         };
         outcome.map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
@@ -165,10 +170,7 @@ fn read_state() -> Result<State, String> {
     use std::io::Read;
     let mut buf = Vec::new();
     std::io::stdin().take(1 << 20).read_to_end(&mut buf).map_err(|e| format!("reading the OCI state on stdin: {e}"))?;
-    let state: State = serde_json::from_slice(&buf)
-        .map_err(|e| format!("the OCI state on stdin: {e} (this command is run by an OCI runtime as a hook)"))?;
-    cni_types::validate::container_id(&state.id).map_err(|e| format!("container ID {:?}: {}", state.id, e.msg))?;
-    Ok(state)
+    State::parse(&buf).map_err(|e| format!("{e} (this command is run by an OCI runtime as a hook, with the state on stdin)"))
 }
 
 /// A namespace file's identity (device, inode).
@@ -243,11 +245,11 @@ fn create_runtime(env: &RuntimeEnv, st: &State) -> Result<(), String> {
     let hosts = Some(files.join("hosts")).filter(|p| p.exists());
     let member = Member { id: st.id.clone(), names: host_names, hosts, netns: Some(identity), networks: member_networks };
 
-    let dns: Vec<cni_types::result::Dns> = result.dns.clone();
+    let dns = &result.dns;
     let written = (|| {
         let resolv = files.join("resolv.conf");
         if resolv.exists() {
-            let text = etc_files::resolv_conf(&dns, &etc_files::node_dns(Path::new("/etc/resolv.conf")));
+            let text = etc_files::resolv_conf(dns, &etc_files::node_dns(Path::new("/etc/resolv.conf")));
             etc_files::rewrite(&resolv, &text).map_err(|e| format!("writing {}: {e}", resolv.display()))?;
         }
         Registry::open()?.join(&member)
