@@ -46,10 +46,15 @@ impl Attachment {
             }
             _ => (Vec::new(), None, None),
         };
+        // a runtime caches every capability argument with every network (as libcni does); only
+        // a network with a plugin that takes portMappings publishes them
+        let publishes =
+            cni_types::NetworkConfigList::from_bytes(&a.config).map_or(true, |l| l.capabilities().iter().any(|c| c == "portMappings"));
         let ports = a
             .capability_args
             .get("portMappings")
             .and_then(Value::as_array)
+            .filter(|_| publishes)
             .map(|l| l.iter().filter_map(port_text).collect())
             .unwrap_or_default();
         let netns = if a.netns.is_empty() { sandbox.unwrap_or_default() } else { a.netns.clone() };
@@ -159,6 +164,18 @@ mod tests {
             "a recorded netns wins"
         );
         assert_eq!((all[0].ips.clone(), all[0].ports.clone()), (vec!["10.226.0.2/24".to_string()], vec!["8080:80/tcp".to_string()]));
+        // the same capability arguments cached with a network that publishes no ports (the
+        // loopback attachment of one container): no ports shown for it
+        std::fs::write(
+            dir.path().join("results/web-p2-eth0"),
+            podman_entry("p2", None).replace(
+                r#""config":"e30=""#,
+                r#""config":"eyJjbmlWZXJzaW9uIjoiMS4wLjAiLCJuYW1lIjoiY25pLWxvb3BiYWNrIiwicGx1Z2lucyI6W3sidHlwZSI6Imxvb3BiYWNrIn1dfQ==""#,
+            ),
+        )
+        .unwrap();
+        let a = Attachment::from_cache(&cache, &cache.attachments("p2").unwrap()[0]);
+        assert!(a.ports.is_empty(), "{:?}", a.ports);
         // a result naming no sandbox: nothing to show
         std::fs::write(dir.path().join("results/web-p1-eth0"), podman_entry("p1", None).replace(r#","sandbox":"/run/netns/netns-p1""#, ""))
             .unwrap();
