@@ -39,6 +39,8 @@ pub struct Link {
     pub isolated: Option<bool>,
     /// For bridges: whether VLAN filtering is on.
     pub vlan_filtering: Option<bool>,
+    /// For VRFs: the routing table (`IFLA_VRF_TABLE`).
+    pub vrf_table: Option<u32>,
 }
 
 impl Link {
@@ -88,6 +90,13 @@ impl Link {
                                 for o in opts {
                                     if let InfoBridge::VlanFiltering(v) = o {
                                         l.vlan_filtering = Some(*v);
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::Vrf(opts)) => {
+                                for o in opts {
+                                    if let InfoVrf::TableId(t) = o {
+                                        l.vrf_table = Some(*t);
                                     }
                                 }
                             }
@@ -435,6 +444,17 @@ impl Netlink {
         self.change(m, &|| format!("moving link #{index} to {}", ns.path().display()))
     }
 
+    /// Moves a link into another namespace, renamed to `name` there when given, in one request:
+    /// the name never clashes in either namespace on the way (an existing `name` in `ns` fails
+    /// the move, and nothing changes).
+    pub fn move_to_netns(&mut self, index: u32, ns: &NetNs, name: Option<&str>) -> Result<()> {
+        let m = move_message(index, ns.as_raw_fd(), name);
+        self.change(m, &|| match name {
+            Some(n) => format!("moving link #{index} to {} as {n}", ns.path().display()),
+            None => format!("moving link #{index} to {}", ns.path().display()),
+        })
+    }
+
     /// Sets bridge port flags (hairpin, isolated, learning) of a link enslaved to a bridge.
     pub fn set_bridge_port(&mut self, index: u32, opts: BridgePortOpts) -> Result<()> {
         let mut data = Vec::new();
@@ -505,6 +525,16 @@ impl Netlink {
         }
         Ok(out)
     }
+}
+
+/// The RTM_NEWLINK message moving link `index` to the namespace of `fd`, renamed to `name`.
+pub fn move_message(index: u32, fd: i32, name: Option<&str>) -> LinkMessage {
+    let mut m = base(index);
+    if let Some(n) = name {
+        m.attributes.push(LinkAttribute::IfName(n.to_string()));
+    }
+    m.attributes.push(LinkAttribute::NetNsFd(fd));
+    m
 }
 
 /// The RTM_SETLINK/RTM_DELLINK message for a bridge VLAN change (`bridge vlan add|del`).
