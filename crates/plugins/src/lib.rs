@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod common;
 pub mod delegate;
 pub mod firewall;
+pub mod host_device;
 pub mod host_local;
 pub mod loopback;
 pub mod portmap;
@@ -43,6 +44,12 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
     Entry { name: "tuning", description: "CNI tuning plugin (rcni)", versions: cni_types::version::ALL, plugin: &tuning::Tuning },
+    Entry {
+        name: "host-device",
+        description: "CNI host-device plugin (rcni)",
+        versions: cni_types::version::ALL,
+        plugin: &host_device::HostDevice,
+    },
 ];
 
 /// The plugin called `name`.
