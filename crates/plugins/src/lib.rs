@@ -11,6 +11,7 @@ pub mod host_local;
 pub mod loopback;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ip;
 pub mod tuning;
 
@@ -50,6 +51,7 @@ pub static PLUGINS: &[Entry] = &[
         versions: cni_types::version::ALL,
         plugin: &host_device::HostDevice,
     },
+    Entry { name: "sbr", description: "CNI sbr plugin (rcni)", versions: cni_types::version::ALL, plugin: &sbr::Sbr },
 ];
 
 /// The plugin called `name`.
