@@ -13,6 +13,7 @@ pub mod portmap;
 pub mod ptp;
 pub mod sbr;
 pub mod static_ip;
+pub mod tap;
 pub mod tuning;
 
 use cni_plugin::{About, Plugin};
@@ -52,6 +53,7 @@ pub static PLUGINS: &[Entry] = &[
         plugin: &host_device::HostDevice,
     },
     Entry { name: "sbr", description: "CNI sbr plugin (rcni)", versions: cni_types::version::ALL, plugin: &sbr::Sbr },
+    Entry { name: "tap", description: "CNI tap plugin (rcni)", versions: cni_types::version::ALL, plugin: &tap::Tap },
 ];
 
 /// The plugin called `name`.
