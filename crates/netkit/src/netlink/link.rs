@@ -429,8 +429,7 @@ impl Netlink {
 
     /// Enslaves a link to a master (a bridge, a VRF), or frees it with `None`.
     pub fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<()> {
-        let mut m = base(index);
-        m.attributes.push(LinkAttribute::Controller(master.unwrap_or(0)));
+        let m = master_message(index, master.unwrap_or(0));
         self.change(m, &|| match master {
             Some(mi) => format!("attaching link #{index} to #{mi}"),
             None => format!("detaching link #{index} from its master"),
@@ -442,6 +441,25 @@ impl Netlink {
         let mut m = base(index);
         m.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
         self.change(m, &|| format!("moving link #{index} to {}", ns.path().display()))
+    }
+
+    /// Whether this kernel makes VRF links (CONFIG_NET_VRF), asked without making one: a
+    /// RTM_NEWLINK of kind `vrf` without its required table, which a kernel with VRFs refuses
+    /// with EINVAL before creating anything and one without with EOPNOTSUPP.
+    pub fn vrf_supported(&mut self) -> Result<bool> {
+        let m = vrf_probe_message();
+        match self.request(new_link(m), NLM_F_CREATE | NLM_F_EXCL, &|| "asking the kernel about VRF support".to_string()) {
+            Err(Error::Os { errno, .. }) if errno == libc::EOPNOTSUPP => Ok(false),
+            Err(Error::Os { errno, .. }) if errno == libc::EINVAL || errno == libc::EEXIST => Ok(true),
+            Err(e) => Err(e),
+            Ok(()) => {
+                // (a kernel that took it after all: remove it again)
+                if let Ok(l) = self.link_by_name(VRF_PROBE_NAME) {
+                    let _ = self.del_link(l.index);
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Moves a link into another namespace, renamed to `name` there when given, in one request:
@@ -525,6 +543,23 @@ impl Netlink {
         }
         Ok(out)
     }
+}
+
+const VRF_PROBE_NAME: &str = "rcni-vrfprobe";
+
+/// [`Netlink::vrf_supported`]'s request: kind `vrf`, no `IFLA_VRF_TABLE`.
+pub fn vrf_probe_message() -> LinkMessage {
+    let mut m = base(0);
+    m.attributes.push(LinkAttribute::IfName(VRF_PROBE_NAME.to_string()));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Vrf)]));
+    m
+}
+
+/// The RTM_NEWLINK message enslaving link `index` to `master` (0: freeing it).
+pub fn master_message(index: u32, master: u32) -> LinkMessage {
+    let mut m = base(index);
+    m.attributes.push(LinkAttribute::Controller(master));
+    m
 }
 
 /// The RTM_NEWLINK message moving link `index` to the namespace of `fd`, renamed to `name`.
