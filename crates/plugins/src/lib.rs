@@ -15,6 +15,7 @@ pub mod sbr;
 pub mod static_ip;
 pub mod tap;
 pub mod tuning;
+pub mod vrf;
 
 use cni_plugin::{About, Plugin};
 
@@ -54,6 +55,7 @@ pub static PLUGINS: &[Entry] = &[
     },
     Entry { name: "sbr", description: "CNI sbr plugin (rcni)", versions: cni_types::version::ALL, plugin: &sbr::Sbr },
     Entry { name: "tap", description: "CNI tap plugin (rcni)", versions: cni_types::version::ALL, plugin: &tap::Tap },
+    Entry { name: "vrf", description: "CNI vrf plugin (rcni)", versions: vrf::VERSIONS, plugin: &vrf::Vrf },
 ];
 
 /// The plugin called `name`.
