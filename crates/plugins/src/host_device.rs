@@ -67,26 +67,41 @@ enum Selector {
 
 const DPDK_DRIVERS: [&str; 3] = ["vfio-pci", "uio_pci_generic", "igb_uio"];
 
+/// The device the config names: the first of `device`, `hwaddr`, `kernelpath`, `pciBusID`
+/// (`runtimeConfig.deviceID` overriding it) given, as the reference picks. Every one given
+/// must be valid, also those not used.
 fn selector(c: &Conf) -> Result<Selector, CniError> {
     let pci = if c.runtime_config.device_id.is_empty() { &c.pci_bus_id } else { &c.runtime_config.device_id };
+    let mac = if c.hwaddr.is_empty() {
+        None
+    } else {
+        Some(parse_mac(&c.hwaddr).ok_or_else(|| CniError::invalid_config(format!("failed to parse MAC address {:?}", c.hwaddr)))?)
+    };
+    if !c.kernelpath.is_empty()
+        && (!Path::new(&c.kernelpath).is_absolute()
+            || !c.kernelpath.starts_with("/sys/devices/")
+            || c.kernelpath.split('/').any(|s| s == ".."))
+    {
+        return Err(CniError::invalid_config(format!("{:?} is not an absolute path in /sys/devices/", c.kernelpath)));
+    }
+    for id in [&c.pci_bus_id, &c.runtime_config.device_id] {
+        if id.contains('/') || id.contains("..") {
+            return Err(CniError::invalid_config(format!("invalid PCI or auxiliary device ID {id:?}")));
+        }
+    }
     if !c.device.is_empty() {
+        if c.device.len() > 15 || c.device.contains(['/', ' ', '\0']) {
+            return Err(CniError::invalid_config(format!("invalid device name {:?}", c.device)));
+        }
         return Ok(Selector::Name(c.device.clone()));
     }
-    if !c.hwaddr.is_empty() {
-        let mac = parse_mac(&c.hwaddr).ok_or_else(|| CniError::invalid_config(format!("failed to parse MAC address {:?}", c.hwaddr)))?;
+    if let Some(mac) = mac {
         return Ok(Selector::Mac(mac));
     }
     if !c.kernelpath.is_empty() {
-        let p = Path::new(&c.kernelpath);
-        if !p.is_absolute() || !c.kernelpath.starts_with("/sys/devices/") || c.kernelpath.split('/').any(|s| s == "..") {
-            return Err(CniError::invalid_config(format!("{:?} is not an absolute path in /sys/devices/", c.kernelpath)));
-        }
-        return Ok(Selector::KernelPath(p.to_path_buf()));
+        return Ok(Selector::KernelPath(PathBuf::from(&c.kernelpath)));
     }
     if !pci.is_empty() {
-        if pci.contains('/') || pci.contains("..") {
-            return Err(CniError::invalid_config(format!("invalid PCI or auxiliary device ID {pci:?}")));
-        }
         return Ok(Selector::Pci(pci.clone()));
     }
     Err(CniError::invalid_config(r#"specify either "device", "hwaddr", "kernelpath" or "pciBusID""#))
@@ -347,6 +362,9 @@ mod tests {
         let both = conf(serde_json::json!({"pciBusID": "0000:00:19.0", "runtimeConfig": {"deviceID": "0000:00:1f.6"}}));
         assert_eq!(selector(&both).unwrap(), Selector::Pci("0000:00:1f.6".into()), "deviceID overrides pciBusID");
         assert_eq!(selector(&conf(serde_json::json!({"pciBusID": "../../x"}))).unwrap_err().code, 7);
+        // every key given is checked, also one the device is not chosen by
+        assert_eq!(selector(&conf(serde_json::json!({"device": "eth1", "hwaddr": "banana"}))).unwrap_err().code, 7);
+        assert_eq!(selector(&conf(serde_json::json!({"device": "a/b"}))).unwrap_err().code, 7);
     }
 
     #[test]
