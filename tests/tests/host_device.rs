@@ -2,7 +2,7 @@
 //! container under `CNI_IFNAME` with IPAM addresses (traffic to its peer on the node), CHECK,
 //! moved back on DEL under its name with its MAC, the lease released; DEL after DEL; a name
 //! taken on the node failing the DEL without changing anything; DEL with the namespace gone
-//! releasing the lease; Debian's plugin ADDing what ours DELs and the other way round; Go's
+//! releasing the lease; a device found by MAC without IPAM; Debian's plugin ADDing what ours DELs and the other way round; Go's
 //! cnitool driving ours. Subnet 10.146.0.0/16.
 
 use rcni_tests::{go_cnitool, link, require_netsandbox, run, run_ok, Call, Installed, TestNetns};
@@ -118,6 +118,14 @@ fn moved_in_with_addresses_and_back_under_its_name() {
     let back = link(None, "hdv0").expect("hdv0 stays on the node after a failed ADD");
     assert!(back.get("ifalias").is_none(), "{back}");
     assert!(link(Some(&pod.name), "net1").is_none());
+
+    // found by MAC, without IPAM: the result has the interface only
+    let by_mac = json!({"cniVersion": "1.0.0", "name": "hdnet", "type": "host-device", "hwaddr": pair.mac.to_uppercase()}).to_string();
+    let r = env.call("ADD", "hd-a", &pod.path()).ok(&env.ours(), &by_mac);
+    assert_eq!(r, json!({"cniVersion": "1.0.0", "interfaces": [{"name": "net1", "mac": pair.mac, "sandbox": pod.path()}]}));
+    assert!(addrs(&pod.name, "net1").is_empty());
+    env.call("DEL", "hd-a", &pod.path()).ok(&env.ours(), &by_mac);
+    assert!(link(None, "hdv0").is_some());
     let _ = run("ip", &["link", "del", "hdv0"]);
 }
 
@@ -172,7 +180,7 @@ fn interop_with_debians_host_device() {
         let inside = link(Some(&pod.name), "net1").expect("net1 in the container");
         assert_eq!((inside["address"].as_str(), inside["ifalias"].as_str()), (Some(pair.mac.as_str()), Some("hdv2")), "{inside}");
         let ip = r["ips"][0]["address"].as_str().unwrap().to_string();
-        assert_eq!(addrs(&pod.name, "net1"), [ip.clone()]);
+        assert_eq!(addrs(&pod.name, "net1"), std::slice::from_ref(&ip));
         assert!(pod.ping("10.146.3.1"));
         env.call("DEL", "hd-c", &pod.path()).ok(&del, &with_prev(&conf, &r));
         assert!(link(Some(&pod.name), "net1").is_none());

@@ -1,7 +1,7 @@
 //! tap against the kernel (netsandbox only): the device in the container with the requested
 //! owner, group, MTU, MAC and queue mode (the tun driver's own sysfs view: `tun_flags`,
 //! `owner`, `group`), on a bridge inside the container with IPAM addresses, CHECK; refused
-//! input (`selinuxContext`, a missing bridge) leaving nothing; DEL, DEL after DEL, DEL with
+//! input (`selinuxContext`, a missing bridge) and a failing IPAM leaving nothing; DEL, DEL after DEL, DEL with
 //! the namespace gone. Subnet 10.148.0.0/16.
 
 use rcni_tests::{link, require_netsandbox, run_ok, Call, Installed, TestNetns};
@@ -87,7 +87,9 @@ fn tap_devices_with_owner_group_mtu_and_queue_mode() {
     assert!(e["msg"].as_str().unwrap().contains("nobr0"), "{e}");
     let e = call("ADD", "tap0").err(&tap, &mq);
     assert!(e["msg"].as_str().unwrap().contains("already exists"), "{e}");
-    assert!(link(Some(&pod.name), "tap2").is_none());
+    let e = call("ADD", "tap2").err(&tap, &conf(json!({"ipam": {"type": "no-such-ipam"}})));
+    assert!(e["msg"].as_str().unwrap().contains("no-such-ipam"), "{e}");
+    assert!(link(Some(&pod.name), "tap2").is_none(), "a failed ADD removes its device");
     assert_eq!(tun_flags(&pod, "tap0") & IFF_MULTI_QUEUE, IFF_MULTI_QUEUE, "the existing tap0 is untouched");
 
     // DEL, DEL after DEL
