@@ -405,6 +405,65 @@ fn plugins() -> Vec<PluginCase> {
                 row("cniVersion 0.2.0", set("cniVersion", json!("0.2.0")), [Code(1), Code(1), Code(1), Skip, Skip]),
             ],
         },
+        // (a device no node has: a cell whose ADD succeeded would move the bridge's veth away)
+        PluginCase {
+            name: "host-device",
+            conf: json!({"type": "host-device", "device": "rcnimxnohd0"}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![
+                row("hwaddr banana", set("hwaddr", json!("banana")), bad(&[7])),
+                row("kernelpath outside /sys/devices", set("kernelpath", json!("/etc/passwd")), bad(&[7])),
+                row("kernelpath with ..", set("kernelpath", json!("/sys/devices/../../etc")), bad(&[7])),
+                row("pciBusID with /", set("pciBusID", json!("../../../etc")), bad(&[7])),
+                row("runtimeConfig.deviceID with /", set("runtimeConfig", json!({"deviceID": "a/b"})), bad(&[7])),
+                row("no device at all", remove("device"), bad(&[7])),
+                row("device a number", set("device", json!(5)), own_type()),
+            ],
+        },
+        // (with `table`, so a cell whose ADD succeeded adds only a rule, which its DEL removes)
+        PluginCase {
+            name: "sbr",
+            conf: json!({"type": "sbr", "table": 1234}),
+            chained: true,
+            opens_netns: true,
+            rows: vec![
+                row("table 0", set("table", json!(0)), bad(&[7])),
+                row("table 2^32", set("table", json!(1u64 << 32)), bad(&[7])),
+                row("table a string", set("table", json!("100")), own_type()),
+            ],
+        },
+        PluginCase {
+            name: "tap",
+            conf: json!({"type": "tap", "multiQueue": true}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![
+                row("mtu -1", set("mtu", json!(-1)), bad(&[7])),
+                row("mac banana", set("mac", json!("banana")), bad(&[7])),
+                row("runtimeConfig.mac bad", set("runtimeConfig", json!({"mac": "01:02"})), bad(&[7])),
+                row("selinuxContext", set("selinuxContext", json!("system_u:system_r:container_t:s0")), bad(&[2])),
+                row("bridge with /", set("bridge", json!("a/b")), bad(&[7])),
+                row("owner -1", set("owner", json!(-1)), own_type()),
+                row("multiQueue a string", set("multiQueue", json!("yes")), own_type()),
+                row("CNI_ARGS MAC=banana", patch(|_| {}), bad_args()).env("CNI_ARGS", "MAC=banana"),
+            ],
+        },
+        // (this kernel has no VRFs: every ADD of valid input fails with 50)
+        PluginCase {
+            name: "vrf",
+            conf: json!({"type": "vrf", "vrfname": "rcnimxvrf"}),
+            chained: true,
+            opens_netns: true,
+            rows: vec![
+                row("no vrfname", remove("vrfname"), bad(&[7])),
+                row("vrfname with /", set("vrfname", json!("a/b")), bad(&[7])),
+                row("vrfname of 16 bytes", set("vrfname", json!("rcnimx-16-bytes0")), bad(&[7])),
+                row("table -1", set("table", json!(-1)), own_type()),
+                row("table a string", set("table", json!("10")), own_type()),
+                row("cniVersion 0.3.0", set("cniVersion", json!("0.3.0")), [Code(1), Code(1), Code(1), Skip, Skip]),
+            ],
+        },
     ]
 }
 

@@ -84,6 +84,24 @@ impl NetNs {
         Ok((st.st_dev, st.st_ino))
     }
 
+    /// Takes an exclusive `flock` on the namespace's file (the one the reference's sbr takes on
+    /// the same path, so the two exclude each other), held until this handle is dropped;
+    /// waits at most `timeout`.
+    pub fn lock_exclusive(&self, timeout: std::time::Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            // SAFETY: flock on a descriptor this handle owns
+            if unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(());
+            }
+            let errno = nix::errno::Errno::last();
+            if errno != nix::errno::Errno::EWOULDBLOCK || std::time::Instant::now() >= deadline {
+                return Err(Error::os(format!("locking network namespace {}", self.path.display()), errno));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Moves the calling thread into this namespace until the guard is dropped.
     pub fn enter(&self) -> Result<NetNsGuard> {
         #[cfg(feature = "fuzzing")]

@@ -6,12 +6,16 @@ pub mod bridge;
 pub mod common;
 pub mod delegate;
 pub mod firewall;
+pub mod host_device;
 pub mod host_local;
 pub mod loopback;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ip;
+pub mod tap;
 pub mod tuning;
+pub mod vrf;
 
 use cni_plugin::{About, Plugin};
 
@@ -43,6 +47,15 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
     Entry { name: "tuning", description: "CNI tuning plugin (rcni)", versions: cni_types::version::ALL, plugin: &tuning::Tuning },
+    Entry {
+        name: "host-device",
+        description: "CNI host-device plugin (rcni)",
+        versions: cni_types::version::ALL,
+        plugin: &host_device::HostDevice,
+    },
+    Entry { name: "sbr", description: "CNI sbr plugin (rcni)", versions: cni_types::version::ALL, plugin: &sbr::Sbr },
+    Entry { name: "tap", description: "CNI tap plugin (rcni)", versions: cni_types::version::ALL, plugin: &tap::Tap },
+    Entry { name: "vrf", description: "CNI vrf plugin (rcni)", versions: vrf::VERSIONS, plugin: &vrf::Vrf },
 ];
 
 /// The plugin called `name`.

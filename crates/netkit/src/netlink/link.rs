@@ -39,6 +39,8 @@ pub struct Link {
     pub isolated: Option<bool>,
     /// For bridges: whether VLAN filtering is on.
     pub vlan_filtering: Option<bool>,
+    /// For VRFs: the routing table (`IFLA_VRF_TABLE`).
+    pub vrf_table: Option<u32>,
 }
 
 impl Link {
@@ -88,6 +90,13 @@ impl Link {
                                 for o in opts {
                                     if let InfoBridge::VlanFiltering(v) = o {
                                         l.vlan_filtering = Some(*v);
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::Vrf(opts)) => {
+                                for o in opts {
+                                    if let InfoVrf::TableId(t) = o {
+                                        l.vrf_table = Some(*t);
                                     }
                                 }
                             }
@@ -420,8 +429,7 @@ impl Netlink {
 
     /// Enslaves a link to a master (a bridge, a VRF), or frees it with `None`.
     pub fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<()> {
-        let mut m = base(index);
-        m.attributes.push(LinkAttribute::Controller(master.unwrap_or(0)));
+        let m = master_message(index, master.unwrap_or(0));
         self.change(m, &|| match master {
             Some(mi) => format!("attaching link #{index} to #{mi}"),
             None => format!("detaching link #{index} from its master"),
@@ -433,6 +441,36 @@ impl Netlink {
         let mut m = base(index);
         m.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
         self.change(m, &|| format!("moving link #{index} to {}", ns.path().display()))
+    }
+
+    /// Whether this kernel makes VRF links (CONFIG_NET_VRF), asked without making one: a
+    /// RTM_NEWLINK of kind `vrf` without its required table, which a kernel with VRFs refuses
+    /// with EINVAL before creating anything and one without with EOPNOTSUPP.
+    pub fn vrf_supported(&mut self) -> Result<bool> {
+        let m = vrf_probe_message();
+        match self.request(new_link(m), NLM_F_CREATE | NLM_F_EXCL, &|| "asking the kernel about VRF support".to_string()) {
+            Err(Error::Os { errno, .. }) if errno == libc::EOPNOTSUPP => Ok(false),
+            Err(Error::Os { errno, .. }) if errno == libc::EINVAL || errno == libc::EEXIST => Ok(true),
+            Err(e) => Err(e),
+            Ok(()) => {
+                // (a kernel that took it after all: remove it again)
+                if let Ok(l) = self.link_by_name(VRF_PROBE_NAME) {
+                    let _ = self.del_link(l.index);
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Moves a link into another namespace, renamed to `name` there when given, in one request:
+    /// the name never clashes in either namespace on the way (an existing `name` in `ns` fails
+    /// the move, and nothing changes).
+    pub fn move_to_netns(&mut self, index: u32, ns: &NetNs, name: Option<&str>) -> Result<()> {
+        let m = move_message(index, ns.as_raw_fd(), name);
+        self.change(m, &|| match name {
+            Some(n) => format!("moving link #{index} to {} as {n}", ns.path().display()),
+            None => format!("moving link #{index} to {}", ns.path().display()),
+        })
     }
 
     /// Sets bridge port flags (hairpin, isolated, learning) of a link enslaved to a bridge.
@@ -505,6 +543,33 @@ impl Netlink {
         }
         Ok(out)
     }
+}
+
+const VRF_PROBE_NAME: &str = "rcni-vrfprobe";
+
+/// [`Netlink::vrf_supported`]'s request: kind `vrf`, no `IFLA_VRF_TABLE`.
+pub fn vrf_probe_message() -> LinkMessage {
+    let mut m = base(0);
+    m.attributes.push(LinkAttribute::IfName(VRF_PROBE_NAME.to_string()));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Vrf)]));
+    m
+}
+
+/// The RTM_NEWLINK message enslaving link `index` to `master` (0: freeing it).
+pub fn master_message(index: u32, master: u32) -> LinkMessage {
+    let mut m = base(index);
+    m.attributes.push(LinkAttribute::Controller(master));
+    m
+}
+
+/// The RTM_NEWLINK message moving link `index` to the namespace of `fd`, renamed to `name`.
+pub fn move_message(index: u32, fd: i32, name: Option<&str>) -> LinkMessage {
+    let mut m = base(index);
+    if let Some(n) = name {
+        m.attributes.push(LinkAttribute::IfName(n.to_string()));
+    }
+    m.attributes.push(LinkAttribute::NetNsFd(fd));
+    m
 }
 
 /// The RTM_SETLINK/RTM_DELLINK message for a bridge VLAN change (`bridge vlan add|del`).

@@ -9,11 +9,16 @@
 mod addr;
 mod link;
 mod route;
+mod rule;
 mod tc;
 
 pub use addr::{address_message, AddrFlags, Address};
-pub use link::{bridge_vlan_message, format_mac, parse_mac, BridgePortOpts, IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode, VethPeer};
+pub use link::{
+    bridge_vlan_message, format_mac, master_message, move_message, parse_mac, vrf_probe_message, BridgePortOpts, IpvlanMode, Link,
+    LinkKind, LinkSpec, MacvlanMode, VethPeer,
+};
 pub use route::{NextHop, Route, RouteSpec, RouteTable};
+pub use rule::Rule;
 pub use tc::{
     ingress_message, psched_ticks_per_usec, tbf_message, tc_handle, u32_redirect_message, Qdisc, Tbf, ETH_P_ALL, INGRESS_HANDLE,
     TC_H_INGRESS, TC_H_ROOT,

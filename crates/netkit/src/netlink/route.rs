@@ -3,7 +3,7 @@
 use super::Netlink;
 use crate::error::Result;
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
@@ -172,6 +172,21 @@ fn addr_of(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 impl Route {
+    /// The spec that adds this route again (in `table`): same destination, next hops, scope,
+    /// protocol, metric and source hint.
+    pub fn to_spec(&self, table: u32) -> RouteSpec {
+        let mut s = RouteSpec::new(self.dst);
+        s.gw = self.gw;
+        s.oif = self.oif;
+        s.table = table;
+        s.scope = Some(self.scope);
+        s.priority = self.priority;
+        s.src = self.src;
+        s.multipath = self.multipath.clone();
+        s.protocol = self.protocol;
+        s
+    }
+
     fn from_message(m: &RouteMessage) -> Option<Route> {
         let v4 = m.header.address_family == AddressFamily::Inet;
         let mut dst_ip: IpAddr = if v4 { IpAddr::from([0u8; 4]) } else { IpAddr::from([0u16; 8]) };
@@ -225,6 +240,11 @@ impl Netlink {
     /// Adds a route, or another path to the same destination (Go's `RouteAddEcmp`).
     pub fn append_route(&mut self, r: &RouteSpec) -> Result<()> {
         self.request(RouteNetlinkMessage::NewRoute(r.message()), NLM_F_CREATE | NLM_F_APPEND, &|| describe("adding", r))
+    }
+
+    /// Adds a route, or replaces the one to the same destination (`ip route replace`).
+    pub fn replace_route(&mut self, r: &RouteSpec) -> Result<()> {
+        self.request(RouteNetlinkMessage::NewRoute(r.message()), NLM_F_CREATE | NLM_F_REPLACE, &|| describe("replacing", r))
     }
 
     pub fn del_route(&mut self, r: &RouteSpec) -> Result<()> {

@@ -47,6 +47,11 @@ impl DelConf {
         self.raw.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty())
     }
 
+    /// A non-negative integer key.
+    pub fn uint(&self, key: &str) -> Option<u64> {
+        self.raw.get(key).and_then(|v| v.as_u64())
+    }
+
     /// `ipam.type`, when it is a string.
     pub fn ipam_type(&self) -> Option<&str> {
         self.raw.get("ipam").and_then(|i| i.get("type")).and_then(|t| t.as_str()).filter(|t| !t.is_empty())
