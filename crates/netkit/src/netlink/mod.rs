@@ -12,7 +12,10 @@ mod route;
 mod tc;
 
 pub use addr::{address_message, AddrFlags, Address};
-pub use link::{bridge_vlan_message, format_mac, parse_mac, BridgePortOpts, IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode, VethPeer};
+pub use link::{
+    bridge_vlan_message, format_mac, is_unknown_link_kind, parse_mac, BridgePortOpts, IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode,
+    VethPeer,
+};
 pub use route::{NextHop, Route, RouteSpec, RouteTable};
 pub use tc::{
     ingress_message, psched_ticks_per_usec, tbf_message, tc_handle, u32_redirect_message, Qdisc, Tbf, ETH_P_ALL, INGRESS_HANDLE,
