@@ -5,13 +5,17 @@ pub mod bandwidth;
 pub mod bridge;
 pub mod common;
 pub mod delegate;
+pub mod dummy;
 pub mod firewall;
 pub mod host_local;
+pub mod ipvlan;
 pub mod loopback;
+pub mod macvlan;
 pub mod portmap;
 pub mod ptp;
 pub mod static_ip;
 pub mod tuning;
+pub mod vlan;
 
 use cni_plugin::{About, Plugin};
 
@@ -43,6 +47,10 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
     Entry { name: "tuning", description: "CNI tuning plugin (rcni)", versions: cni_types::version::ALL, plugin: &tuning::Tuning },
+    Entry { name: "macvlan", description: "CNI macvlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &macvlan::Macvlan },
+    Entry { name: "ipvlan", description: "CNI ipvlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &ipvlan::Ipvlan },
+    Entry { name: "vlan", description: "CNI vlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &vlan::Vlan },
+    Entry { name: "dummy", description: "CNI dummy plugin (rcni)", versions: cni_types::version::ALL, plugin: &dummy::Dummy },
 ];
 
 /// The plugin called `name`.
