@@ -38,7 +38,8 @@ impl Env {
     fn conf(&self, ty: &str, net: &str, subnet: &str, extra: Value) -> String {
         let mut c = json!({"cniVersion": "1.0.0", "name": net, "type": ty});
         if !subnet.is_empty() {
-            c["ipam"] = json!({"type": "host-local", "subnet": subnet, "rangeStart": subnet.replace(".0/24", ".10"), "dataDir": self.data.path()});
+            c["ipam"] =
+                json!({"type": "host-local", "subnet": subnet, "rangeStart": subnet.replace(".0/24", ".10"), "dataDir": self.data.path()});
         }
         for (k, v) in extra.as_object().unwrap() {
             c[k] = v.clone();
@@ -267,7 +268,13 @@ fn macvlan_same_as_debian_and_mixed_with_debians_host_local() {
         let l = link(Some(&ns.name), "eth0").unwrap();
         let addrs = run_ok("ip", &["-n", &ns.name, "-4", "-br", "addr", "show", "eth0"]);
         let routes = run_ok("ip", &["-n", &ns.name, "route"]);
-        (l["linkinfo"]["info_data"]["mode"].clone(), l["mtu"].clone(), l["address"].clone(), addrs.split_whitespace().nth(2).map(String::from), routes)
+        (
+            l["linkinfo"]["info_data"]["mode"].clone(),
+            l["mtu"].clone(),
+            l["address"].clone(),
+            addrs.split_whitespace().nth(2).map(String::from),
+            routes,
+        )
     };
     let mut results = Vec::new();
     for (who, plugin, ns, mac, cid) in [

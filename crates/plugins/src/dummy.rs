@@ -6,7 +6,8 @@
 //! without dummy links (this repository's test kernel has none) fails the ADD with "the kernel
 //! has no dummy support (module dummy)".
 //! DEL: IPAM DEL, then the link. CHECK: IPAM CHECK, the link's kind, MAC, addresses, routes.
-//! STATUS: IPAM STATUS, code 50 when the kernel has no dummy links. No GC (no state).
+//! STATUS: IPAM STATUS, code 50 when the kernel has no dummy links. GC (with
+//! `cni.dev/valid-attachments`): IPAM GC.
 
 use crate::common::link::{self as clink, NewLink, Sockets};
 use crate::common::{self, Rollback};
@@ -56,5 +57,10 @@ impl Plugin for Dummy {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let (_, ipam) = load(args)?;
         clink::status(args, Some(&ipam), &LinkKind::Dummy)
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c = args.net_conf()?;
+        clink::gc(args, common::ipam_type(&c).as_deref())
     }
 }

@@ -11,7 +11,7 @@
 //! kernel has none) fails the ADD with "the kernel has no ipvlan support (module ipvlan)".
 //! DEL: IPAM DEL, then the link (the master is not looked up again). CHECK: IPAM CHECK, the
 //! master, the link's kind, mode, MAC, addresses, routes. STATUS: IPAM STATUS, code 50 when the
-//! kernel has no ipvlan. No GC (no state).
+//! kernel has no ipvlan. GC (with `cni.dev/valid-attachments`): IPAM GC.
 
 use crate::common::link::{self as clink, NewLink, Sockets};
 use crate::common::{self, Rollback};
@@ -129,8 +129,13 @@ impl Plugin for Ipvlan {
     }
 
     fn check(&self, args: &CmdArgs) -> Result<(), CniError> {
+        // (prevResult is this plugin's own result here: it names no master)
         let c: Conf = args.conf()?;
         let want = mode(&c.mode)?;
+        common::mtu(c.mtu)?;
+        if common::ipam_type(&c.net).is_none() && args.prev_result_hint(&c.net).is_none_or(|p| p.ips.is_empty()) {
+            return Err(CniError::invalid_config("ipvlan needs an \"ipam\" section, or a prevResult with addresses"));
+        }
         let mut socks = Sockets::open(args)?;
         if let Some(t) = common::ipam_type(&c.net) {
             delegate::check(&t, args)?;
@@ -149,9 +154,13 @@ impl Plugin for Ipvlan {
     }
 
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let s = load(args)?;
+        clink::status(args, s.ipam.as_deref(), &LinkKind::Ipvlan { mode: s.mode })
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
         let c: Conf = args.conf()?;
-        let m = mode(&c.mode)?;
-        clink::status(args, common::ipam_type(&c.net).as_deref(), &LinkKind::Ipvlan { mode: m })
+        clink::gc(args, common::ipam_type(&c.net).as_deref())
     }
 }
 

@@ -11,7 +11,8 @@
 //! Result: one interface, the container's (`ips` on interface 0). Any failure undoes this ADD.
 //! DEL: IPAM DEL, then the link (gone with its master or namespace is fine; only the name and
 //! `ipam.type` are read). CHECK: IPAM CHECK, the master, the link's kind, mode, MAC, addresses,
-//! routes. STATUS: IPAM STATUS, code 50 when the kernel has no macvlan. No GC (no state).
+//! routes. STATUS: IPAM STATUS, code 50 when the kernel has no macvlan. GC (with
+//! `cni.dev/valid-attachments`): IPAM GC.
 
 use crate::common::link::{self as clink, NewLink, Sockets};
 use crate::common::{self, Rollback};
@@ -163,6 +164,11 @@ impl Plugin for Macvlan {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
         clink::status(args, s.ipam.as_deref(), &LinkKind::Macvlan { mode: s.mode })
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: Conf = args.conf()?;
+        clink::gc(args, common::ipam_type(&c.net).as_deref())
     }
 }
 

@@ -9,7 +9,7 @@
 //! DEL: IPAM DEL, then the link; unlike the reference's, it needs neither the master nor a
 //! valid `vlanId` (only the name and `ipam.type` are read). CHECK: IPAM CHECK, the master, the
 //! link's kind, VLAN ID, MAC, addresses, routes. STATUS: IPAM STATUS, code 50 when the kernel
-//! has no VLAN links. No GC (no state).
+//! has no VLAN links. GC (with `cni.dev/valid-attachments`): IPAM GC.
 
 use crate::common::link::{self as clink, NewLink, Sockets};
 use crate::common::{self, Rollback};
@@ -111,6 +111,11 @@ impl Plugin for Vlan {
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(args)?;
         clink::status(args, Some(&s.ipam), &LinkKind::Vlan { id: s.id })
+    }
+
+    fn gc(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let c: Conf = args.conf()?;
+        clink::gc(args, common::ipam_type(&c.net).as_deref())
     }
 }
 

@@ -101,7 +101,9 @@ pub fn create(rb: &mut Rollback, s: &mut Sockets, args: &CmdArgs, l: NewLink) ->
     };
     made.map_err(|e| {
         if is_unknown_link_kind(&e) {
-            CniError::internal(format!("failed to create {}: {}: {e}", l.what, l.kind.missing_feature()))
+            let answer =
+                e.errno().map(std::io::Error::from_raw_os_error).map(|a| format!(" (RTM_NEWLINK of kind {:?}: {a})", l.kind.name()));
+            CniError::internal(format!("failed to create {}: {}{}", l.what, l.kind.missing_feature(), answer.unwrap_or_default()))
         } else {
             CniError::internal(format!("failed to create {}: {e}", l.what))
         }
@@ -203,6 +205,18 @@ pub fn check(
         )));
     }
     super::veth::check_ips_and_routes(&mut s.cont, &args.ifname, l.index, prev)
+}
+
+/// GC (the reference has none): with `cni.dev/valid-attachments`, IPAM's GC, so leases of
+/// attachments the runtime no longer has are released; the links went with their namespaces.
+pub fn gc(args: &CmdArgs, ipam: Option<&str>) -> Result<(), CniError> {
+    if args.valid_attachments()?.is_none() {
+        return Ok(());
+    }
+    match ipam {
+        Some(t) => delegate::gc(t, args),
+        None => Ok(()),
+    }
 }
 
 /// STATUS: IPAM STATUS (code 50 when it is not on `CNI_PATH`), then code 50 when the kernel has
