@@ -239,6 +239,8 @@ fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
 /// ends; nothing is persisted. For probing what the kernel supports without touching any real
 /// namespace.
 pub fn scratch<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    #[cfg(feature = "fuzzing")]
+    crate::fuzzing::refuse("creating a scratch network namespace")?;
     std::thread::scope(|s| {
         s.spawn(|| {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("creating a scratch network namespace", e))?;
