@@ -82,7 +82,7 @@ fn load(args: &CmdArgs) -> Result<Setup, CniError> {
         (m, _) => Some(m.to_string()),
     };
     let ipam = common::ipam_type(&c.net);
-    if ipam.is_none() && !prev.as_ref().is_some_and(|p| !p.ips.is_empty()) {
+    if ipam.is_none() && prev.as_ref().is_none_or(|p| p.ips.is_empty()) {
         return Err(CniError::invalid_config("ipvlan needs an \"ipam\" section, or a prevResult with addresses"));
     }
     Ok(Setup { c, mode, ipam, prev, master })

@@ -231,3 +231,18 @@ pub fn status(args: &CmdArgs, ipam: Option<&str>, kind: &LinkKind) -> Result<(),
         Err(e) => Err(CniError::new(code::PLUGIN_NOT_AVAILABLE, format!("probing for {} links: {e}", kind.name()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mtu_up_to_the_masters() {
+        let master = Link { name: "eth0".into(), mtu: 1500, ..Default::default() };
+        assert_eq!(check_mtu(0, &master).unwrap(), None);
+        assert_eq!(check_mtu(1500, &master).unwrap(), Some(1500));
+        let e = check_mtu(1501, &master).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (7, "invalid MTU 1501, must be [0, master MTU(1500)]"));
+        assert_eq!(check_mtu(-1, &master).unwrap_err().code, 7);
+    }
+}
