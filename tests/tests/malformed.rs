@@ -45,7 +45,7 @@
 //! wrong type), and blocked DELs where rcni's succeed (bridge with a bad `vlan`, bandwidth with
 //! a rate but no burst).
 //!
-//! Subnets 172.28.70.0/24–172.28.74.0/24.
+//! Subnets 172.28.70.0/24–172.28.75.0/24.
 
 use rcni_tests::{run_ok, Installed, TestNetns};
 use serde_json::{json, Value};
@@ -464,6 +464,58 @@ fn plugins() -> Vec<PluginCase> {
                 row("cniVersion 0.3.0", set("cniVersion", json!("0.3.0")), [Code(1), Code(1), Code(1), Skip, Skip]),
             ],
         },
+        PluginCase {
+            name: "macvlan",
+            conf: json!({"type": "macvlan", "master": "rcnimx0", "ipam": host_local_ipam("172.28.75.0/24")}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![
+                row("mode l3", set("mode", json!("l3")), bad(&[7])),
+                row("mtu -1", set("mtu", json!(-1)), bad(&[7])),
+                row("mtu above the master's", set("mtu", json!(9000)), bad(&[7])),
+                row("mac banana", set("mac", json!("banana")), bad(&[7])),
+                row("runtimeConfig.mac bad", set("runtimeConfig", json!({"mac": "01:02"})), bad(&[7])),
+                row("CNI_ARGS MAC=banana", patch(|_| {}), bad_args()).env("CNI_ARGS", "IgnoreUnknown=1;MAC=banana"),
+                row("bcqueuelen a string", set("bcqueuelen", json!("5")), own_type()),
+                row("linkInContainer a string", set("linkInContainer", json!("yes")), own_type()),
+                row("master missing", set("master", json!("rcnimx-gone")), [AnyError, AnyError, Succeeds, Either, Either]),
+                row("ipam.type not on CNI_PATH", set("ipam/type", json!("no-such-ipam")), [AnyError, AnyError, Succeeds, Either, Code(50)]),
+            ],
+        },
+        // (this kernel has no ipvlan, vlan or dummy: their valid ADD fails too, STATUS is 50)
+        PluginCase {
+            name: "ipvlan",
+            conf: json!({"type": "ipvlan", "master": "rcnimx0", "ipam": host_local_ipam("172.28.75.0/24")}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![
+                row("mode bridge", set("mode", json!("bridge")), bad(&[7])),
+                row("mtu -1", set("mtu", json!(-1)), bad(&[7])),
+                row("no ipam, no prevResult", remove("ipam"), bad(&[7])),
+                row("mode a number", set("mode", json!(2)), own_type()),
+            ],
+        },
+        PluginCase {
+            name: "vlan",
+            conf: json!({"type": "vlan", "master": "rcnimx0", "vlanId": 5, "ipam": host_local_ipam("172.28.75.0/24")}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![
+                row("vlanId 4095", set("vlanId", json!(4095)), bad(&[7])),
+                row("vlanId -1", set("vlanId", json!(-1)), bad(&[7])),
+                row("no master", remove("master"), bad(&[7])),
+                row("no ipam", remove("ipam"), bad(&[7])),
+                row("mtu -1", set("mtu", json!(-1)), bad(&[7])),
+                row("vlanId a string", set("vlanId", json!("5")), own_type()),
+            ],
+        },
+        PluginCase {
+            name: "dummy",
+            conf: json!({"type": "dummy", "ipam": host_local_ipam("172.28.75.0/24")}),
+            chained: false,
+            opens_netns: true,
+            rows: vec![row("no ipam", remove("ipam"), bad(&[7]))],
+        },
     ]
 }
 
@@ -511,7 +563,7 @@ fn common_rows(p: &PluginCase) -> Vec<Row> {
         env_row("CNI_PATH missing", "CNI_PATH", "", all(Code(4))),
         {
             // read by bridge, ptp (through host-local), host-local, static and tuning; the others ignore it
-            let reads = matches!(p.name, "bridge" | "ptp" | "host-local" | "static" | "tuning");
+            let reads = matches!(p.name, "bridge" | "ptp" | "host-local" | "static" | "tuning" | "macvlan");
             let w = if reads { [Code(4), Code(4), Succeeds, Skip, Skip] } else { [Either, Either, Succeeds, Skip, Skip] };
             env_row("CNI_ARGS without =", "CNI_ARGS", "garbage", w)
         },

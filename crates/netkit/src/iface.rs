@@ -247,3 +247,27 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether the kernel can make links of `kind`, asked in a scratch namespace of its own
+/// ([`crate::netns::scratch`]: nothing outside it is touched, and whatever the probe made goes
+/// with it): a link of that kind is created there — on a veth as its parent for the kinds that
+/// need one (macvlan, ipvlan, vlan). The kernel's "Unknown device type" is `false`; success is
+/// `true`; any other refusal is an error. A few netlink requests, no waiting.
+pub fn link_kind_supported(kind: &LinkKind) -> Result<bool> {
+    let kind = kind.clone();
+    crate::netns::scratch(move || -> Result<bool> {
+        let mut nl = Netlink::new()?;
+        let needs_parent = matches!(kind, LinkKind::Macvlan { .. } | LinkKind::Ipvlan { .. } | LinkKind::Vlan { .. });
+        let mut spec = LinkSpec::new("probe0", kind);
+        if needs_parent {
+            let peer = VethPeer { name: "probe2".into(), netns: None, mac: None, mtu: None };
+            nl.add_link(&LinkSpec::new("probe1", LinkKind::Veth(peer)))?;
+            spec.parent = Some(nl.link_by_name("probe1")?.index);
+        }
+        match nl.add_link(&spec) {
+            Ok(()) => Ok(true),
+            Err(e) if crate::netlink::is_unknown_link_kind(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    })?
+}

@@ -252,6 +252,23 @@ fn persist(dir: &Path, name: &str, source: Option<&Path>) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs `f` in a new, empty network namespace of its own (on a short-lived thread: `unshare`
+/// moves only that thread). The namespace and everything `f` made in it vanish when the thread
+/// ends; nothing is persisted. For probing what the kernel supports without touching any real
+/// namespace.
+pub fn scratch<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+    #[cfg(feature = "fuzzing")]
+    crate::fuzzing::refuse("creating a scratch network namespace")?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::os("creating a scratch network namespace", e))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::msg("running in a scratch network namespace", "thread panicked")))
+    })
+}
+
 /// Creates a persistent namespace `/run/netns/<name>` (a random `cni-…` name when `None`).
 pub fn create(name: Option<&str>) -> Result<PathBuf> {
     let name = match name {

@@ -5,16 +5,20 @@ pub mod bandwidth;
 pub mod bridge;
 pub mod common;
 pub mod delegate;
+pub mod dummy;
 pub mod firewall;
 pub mod host_device;
 pub mod host_local;
+pub mod ipvlan;
 pub mod loopback;
+pub mod macvlan;
 pub mod portmap;
 pub mod ptp;
 pub mod sbr;
 pub mod static_ip;
 pub mod tap;
 pub mod tuning;
+pub mod vlan;
 pub mod vrf;
 
 use cni_plugin::{About, Plugin};
@@ -56,6 +60,10 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "sbr", description: "CNI sbr plugin (rcni)", versions: cni_types::version::ALL, plugin: &sbr::Sbr },
     Entry { name: "tap", description: "CNI tap plugin (rcni)", versions: cni_types::version::ALL, plugin: &tap::Tap },
     Entry { name: "vrf", description: "CNI vrf plugin (rcni)", versions: vrf::VERSIONS, plugin: &vrf::Vrf },
+    Entry { name: "macvlan", description: "CNI macvlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &macvlan::Macvlan },
+    Entry { name: "ipvlan", description: "CNI ipvlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &ipvlan::Ipvlan },
+    Entry { name: "vlan", description: "CNI vlan plugin (rcni)", versions: cni_types::version::ALL, plugin: &vlan::Vlan },
+    Entry { name: "dummy", description: "CNI dummy plugin (rcni)", versions: cni_types::version::ALL, plugin: &dummy::Dummy },
 ];
 
 /// The plugin called `name`.

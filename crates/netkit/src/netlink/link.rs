@@ -41,6 +41,12 @@ pub struct Link {
     pub vlan_filtering: Option<bool>,
     /// For VRFs: the routing table (`IFLA_VRF_TABLE`).
     pub vrf_table: Option<u32>,
+    /// For macvlans: the mode.
+    pub macvlan_mode: Option<MacvlanMode>,
+    /// For ipvlans: the mode.
+    pub ipvlan_mode: Option<IpvlanMode>,
+    /// For vlans: the VLAN ID.
+    pub vlan_id: Option<u16>,
 }
 
 impl Link {
@@ -100,6 +106,27 @@ impl Link {
                                     }
                                 }
                             }
+                            LinkInfo::Data(InfoData::MacVlan(opts)) => {
+                                for o in opts {
+                                    if let InfoMacVlan::Mode(m) = o {
+                                        l.macvlan_mode = MacvlanMode::from_netlink(*m);
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::IpVlan(opts)) => {
+                                for o in opts {
+                                    if let InfoIpVlan::Mode(m) = o {
+                                        l.ipvlan_mode = IpvlanMode::from_netlink(*m);
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::Vlan(opts)) => {
+                                for o in opts {
+                                    if let InfoVlan::Id(id) = o {
+                                        l.vlan_id = Some(*id);
+                                    }
+                                }
+                            }
                             LinkInfo::PortData(InfoPortData::BridgePort(opts)) => {
                                 for o in opts {
                                     match o {
@@ -148,6 +175,29 @@ pub enum MacvlanMode {
     Vepa,
     Bridge,
     Passthru,
+}
+
+impl MacvlanMode {
+    fn from_netlink(m: NlMacVlanMode) -> Option<Self> {
+        match m {
+            NlMacVlanMode::Private => Some(MacvlanMode::Private),
+            NlMacVlanMode::Vepa => Some(MacvlanMode::Vepa),
+            NlMacVlanMode::Bridge => Some(MacvlanMode::Bridge),
+            NlMacVlanMode::Passthrough => Some(MacvlanMode::Passthru),
+            _ => None,
+        }
+    }
+}
+
+impl IpvlanMode {
+    fn from_netlink(m: IpVlanMode) -> Option<Self> {
+        match m {
+            IpVlanMode::L2 => Some(IpvlanMode::L2),
+            IpVlanMode::L3 => Some(IpvlanMode::L3),
+            IpVlanMode::L3S => Some(IpvlanMode::L3s),
+            _ => None,
+        }
+    }
 }
 
 /// The peer of a veth being created.
@@ -206,24 +256,18 @@ pub struct LinkSpec<'a> {
     pub netns: Option<&'a NetNs>,
     pub txqlen: Option<u32>,
     pub up: bool,
+    /// macvlan only: `IFLA_MACVLAN_BC_QUEUE_LEN`, the broadcast/multicast queue length.
+    pub bc_queue_len: Option<u32>,
 }
 
 impl<'a> LinkSpec<'a> {
     pub fn new(name: impl Into<String>, kind: LinkKind<'a>) -> Self {
-        LinkSpec { name: name.into(), kind, mtu: None, mac: None, parent: None, netns: None, txqlen: None, up: false }
+        LinkSpec { name: name.into(), kind, mtu: None, mac: None, parent: None, netns: None, txqlen: None, up: false, bc_queue_len: None }
     }
 
-    fn kind_name(&self) -> &'static str {
-        match self.kind {
-            LinkKind::Veth(_) => "veth",
-            LinkKind::Bridge { .. } => "bridge",
-            LinkKind::Macvlan { .. } => "macvlan",
-            LinkKind::Ipvlan { .. } => "ipvlan",
-            LinkKind::Vlan { .. } => "vlan",
-            LinkKind::Dummy => "dummy",
-            LinkKind::Vrf { .. } => "vrf",
-            LinkKind::Ifb => "ifb",
-        }
+    /// The `IFLA_INFO_KIND` of the link (`ipvlan`, `vlan`, …).
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.name()
     }
 
     /// The RTM_NEWLINK message for this spec.
@@ -274,7 +318,11 @@ impl<'a> LinkSpec<'a> {
                     MacvlanMode::Bridge => NlMacVlanMode::Bridge,
                     MacvlanMode::Passthru => NlMacVlanMode::Passthrough,
                 };
-                (InfoKind::MacVlan, Some(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])))
+                let mut data = vec![InfoMacVlan::Mode(mode)];
+                if let Some(q) = self.bc_queue_len {
+                    data.push(InfoMacVlan::BcQueueLen(q));
+                }
+                (InfoKind::MacVlan, Some(InfoData::MacVlan(data)))
             }
             LinkKind::Ipvlan { mode } => {
                 let mode = match mode {
@@ -295,6 +343,49 @@ impl<'a> LinkSpec<'a> {
         }
         m.attributes.push(LinkAttribute::LinkInfo(info));
         m
+    }
+}
+
+impl LinkKind<'_> {
+    /// The `IFLA_INFO_KIND` string.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkKind::Veth(_) => "veth",
+            LinkKind::Bridge { .. } => "bridge",
+            LinkKind::Macvlan { .. } => "macvlan",
+            LinkKind::Ipvlan { .. } => "ipvlan",
+            LinkKind::Vlan { .. } => "vlan",
+            LinkKind::Dummy => "dummy",
+            LinkKind::Vrf { .. } => "vrf",
+            LinkKind::Ifb => "ifb",
+        }
+    }
+
+    /// The kernel module that provides this kind of link (`CONFIG_…` built in or loaded).
+    pub fn kernel_module(&self) -> &'static str {
+        match self {
+            LinkKind::Vlan { .. } => "8021q",
+            LinkKind::Bridge { .. } => "bridge",
+            k => k.name(),
+        }
+    }
+
+    /// What a kernel without this kind lacks, in words: `the kernel has no ipvlan support
+    /// (module ipvlan)`.
+    pub fn missing_feature(&self) -> String {
+        format!("the kernel has no {} support (module {})", self.name(), self.kernel_module())
+    }
+}
+
+/// True when `e` is the kernel's answer to RTM_NEWLINK for a link kind it does not have:
+/// EOPNOTSUPP with the extended ACK "Unknown device type" (or no message; older kernels send
+/// none). Other EOPNOTSUPP answers carry their own message ("VLANs not supported on device").
+pub fn is_unknown_link_kind(e: &Error) -> bool {
+    match e {
+        Error::Os { errno, detail, .. } if *errno == libc::EOPNOTSUPP => {
+            detail.as_deref().is_none_or(|d| d == "Unknown device type" || d.starts_with("the kernel has no "))
+        }
+        _ => false,
     }
 }
 
@@ -354,10 +445,11 @@ impl Netlink {
     pub fn add_link(&mut self, spec: &LinkSpec) -> Result<()> {
         let op = || format!("creating {} link {}", spec.kind_name(), spec.name);
         self.request(new_link(spec.message()), NLM_F_CREATE | NLM_F_EXCL, &op).map_err(|e| match e {
-            Error::Os { op, errno, .. } if errno == libc::EOPNOTSUPP => {
+            Error::Os { op, errno, detail } if errno == libc::EOPNOTSUPP => {
                 let missing = match spec.kind {
                     LinkKind::Bridge { vlan_filtering: Some(true) } => "this kernel lacks bridge VLAN filtering (802.1Q)".to_string(),
-                    _ => format!("this kernel does not support {} links", spec.kind_name()),
+                    ref k if detail.as_deref().is_none_or(|d| d == "Unknown device type") => k.missing_feature(),
+                    _ => detail.unwrap_or_default(),
                 };
                 Error::Os { op, errno, detail: Some(missing) }
             }
@@ -671,6 +763,75 @@ mod tests {
         let (bytes, _) = round_trip(&bridge_vlan_message(5, 101, false, false, true));
         // IFLA_BRIDGE_FLAGS (0) = BRIDGE_FLAGS_SELF (2)
         assert!(contains(&bytes, &[6, 0, 0, 0, 2, 0]));
+    }
+
+    /// The kernel's format for the four link plugins' kinds (include/uapi/linux/if_link.h):
+    /// IFLA_LINKINFO (18) nests IFLA_INFO_KIND (1, a NUL-terminated string) and IFLA_INFO_DATA
+    /// (2), which holds IFLA_MACVLAN_MODE (1, u32: private 1, vepa 2, bridge 4, passthru 8),
+    /// IFLA_IPVLAN_MODE (1, u16: l2 0, l3 1, l3s 2) or IFLA_VLAN_ID (1, u16). IFLA_LINK (5, u32)
+    /// names the parent, IFLA_NET_NS_FD (28) the namespace to create in.
+    #[test]
+    fn link_plugin_kinds_in_the_kernel_format() {
+        let kind_attr = |k: &str| {
+            let mut v = vec![(4 + k.len() + 1) as u8, 0, 1, 0];
+            v.extend_from_slice(k.as_bytes());
+            v.push(0);
+            v
+        };
+        for (mode, val) in [(MacvlanMode::Private, 1u8), (MacvlanMode::Vepa, 2), (MacvlanMode::Bridge, 4), (MacvlanMode::Passthru, 8)] {
+            let mut spec = LinkSpec::new("veth0a1b2c3d", LinkKind::Macvlan { mode });
+            spec.parent = Some(3);
+            spec.mtu = Some(1400);
+            spec.mac = Some([2, 0, 0, 0, 0, 9]);
+            spec.bc_queue_len = Some(300);
+            let (bytes, back) = round_trip(&spec.message());
+            // IFLA_MACVLAN_BC_QUEUE_LEN (7) u32 = 300
+            assert!(contains(&bytes, &[8, 0, 7, 0, 44, 1, 0, 0]));
+            assert!(contains(&bytes, &kind_attr("macvlan")));
+            assert!(contains(&bytes, &[8, 0, 1, 0, val, 0, 0, 0]), "IFLA_MACVLAN_MODE {mode:?}");
+            assert!(contains(&bytes, &[8, 0, 5, 0, 3, 0, 0, 0]), "IFLA_LINK 3");
+            assert!(back.attributes.contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 9])));
+            assert_eq!(Link::from_message(&back).macvlan_mode, Some(mode));
+        }
+        for (mode, val) in [(IpvlanMode::L2, 0u8), (IpvlanMode::L3, 1), (IpvlanMode::L3s, 2)] {
+            let mut spec = LinkSpec::new("veth0a1b2c3d", LinkKind::Ipvlan { mode });
+            spec.parent = Some(4);
+            let (bytes, back) = round_trip(&spec.message());
+            assert!(contains(&bytes, &kind_attr("ipvlan")));
+            assert!(contains(&bytes, &[6, 0, 1, 0, val, 0]), "IFLA_IPVLAN_MODE {mode:?}");
+            assert!(contains(&bytes, &[8, 0, 5, 0, 4, 0, 0, 0]), "IFLA_LINK 4");
+            assert_eq!(Link::from_message(&back).ipvlan_mode, Some(mode));
+        }
+        for id in [0u16, 1, 4094] {
+            let mut spec = LinkSpec::new("veth0a1b2c3d", LinkKind::Vlan { id });
+            spec.parent = Some(2);
+            let (bytes, back) = round_trip(&spec.message());
+            assert!(contains(&bytes, &kind_attr("vlan")));
+            let [lo, hi] = id.to_le_bytes();
+            assert!(contains(&bytes, &[6, 0, 1, 0, lo, hi]), "IFLA_VLAN_ID {id}");
+            assert_eq!(Link::from_message(&back).vlan_id, Some(id));
+        }
+        // dummy: the kind alone, no IFLA_INFO_DATA, no parent
+        let (bytes, back) = round_trip(&LinkSpec::new("eth0", LinkKind::Dummy).message());
+        assert!(contains(&bytes, &kind_attr("dummy")));
+        assert!(!back.attributes.iter().any(|a| matches!(a, LinkAttribute::Link(_))));
+        // IFLA_LINKINFO holds exactly IFLA_INFO_KIND: 4 + 4 + "dummy\0" padded to 8 = 16 bytes
+        assert!(contains(&bytes, &[16, 0, 18, 0, 10, 0, 1, 0]));
+    }
+
+    #[test]
+    fn a_missing_link_kind_is_recognised_and_named() {
+        let unknown =
+            Error::Os { op: "creating ipvlan link x".into(), errno: libc::EOPNOTSUPP, detail: Some("Unknown device type".into()) };
+        assert!(is_unknown_link_kind(&unknown));
+        assert!(is_unknown_link_kind(&Error::Os { op: "x".into(), errno: libc::EOPNOTSUPP, detail: None }));
+        let other = Error::Os { op: "x".into(), errno: libc::EOPNOTSUPP, detail: Some("VLANs not supported on device".into()) };
+        assert!(!is_unknown_link_kind(&other));
+        assert!(!is_unknown_link_kind(&Error::Os { op: "x".into(), errno: libc::EINVAL, detail: Some("Unknown device type".into()) }));
+        assert_eq!(LinkKind::Ipvlan { mode: IpvlanMode::L2 }.missing_feature(), "the kernel has no ipvlan support (module ipvlan)");
+        assert_eq!(LinkKind::Vlan { id: 5 }.missing_feature(), "the kernel has no vlan support (module 8021q)");
+        assert_eq!(LinkKind::Dummy.missing_feature(), "the kernel has no dummy support (module dummy)");
+        assert_eq!(LinkKind::Macvlan { mode: MacvlanMode::Bridge }.missing_feature(), "the kernel has no macvlan support (module macvlan)");
     }
 
     #[test]

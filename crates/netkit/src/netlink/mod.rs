@@ -14,8 +14,8 @@ mod tc;
 
 pub use addr::{address_message, AddrFlags, Address};
 pub use link::{
-    bridge_vlan_message, format_mac, master_message, move_message, parse_mac, vrf_probe_message, BridgePortOpts, IpvlanMode, Link,
-    LinkKind, LinkSpec, MacvlanMode, VethPeer,
+    bridge_vlan_message, format_mac, is_unknown_link_kind, master_message, move_message, parse_mac, vrf_probe_message, BridgePortOpts,
+    IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode, VethPeer,
 };
 pub use route::{NextHop, Route, RouteSpec, RouteTable};
 pub use rule::Rule;

@@ -1,8 +1,10 @@
 //! What several plugins share, in one home (plugins never import each other): the rollback
 //! guard of a partial ADD ([`Rollback`]), opening the container's namespace, the IPAM step, the
 //! `ipMasq`/`mtu` keys, and the life of a veth attachment that bridge and ptp have in common
-//! ([`veth`]: masquerade, DEL, CHECK of addresses and routes, GC, STATUS).
+//! ([`veth`]: masquerade, DEL, CHECK of addresses and routes, GC, STATUS), and the life of a
+//! container link on a master that macvlan, ipvlan, vlan and dummy share ([`link`]).
 
+pub mod link;
 pub mod rollback;
 pub mod veth;
 
