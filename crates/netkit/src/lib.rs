@@ -17,6 +17,7 @@ pub mod netns;
 pub mod nft;
 pub mod owner;
 pub mod sysctl;
+pub mod udp;
 
 pub use error::{Error, Result};
 pub use netlink::Netlink;
