@@ -142,6 +142,7 @@ const ABANDON: u8 = 2;
 struct Slot {
     ns: NsId,
     ifname: String,
+    chaddr: Vec<u8>,
     priority: u32,
     current: Mutex<Lease>,
     stop: AtomicU8,
@@ -215,9 +216,12 @@ impl Daemon {
         let path = format!("{}{}", self.opts.hostprefix, r.netns);
         let ns = NetNs::open(&path).map_err(|e| CniError::new(cni_types::error::code::INVALID_NETNS, format!("dhcp: {e}")))?;
         let ns_id = ns.id()?;
+        let mut nl = Netlink::open_in(&ns)?;
+        let link = nl.link_by_name(&r.ifname)?;
         let existing = self.leases.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
         if let Some(slot) = existing {
-            if slot.ns == ns_id && slot.ifname == r.ifname && slot.stop.load(Ordering::SeqCst) == RUN {
+            // the same namespace (an inode can be reused: the interface's MAC tells them apart)
+            if slot.ns == ns_id && slot.ifname == r.ifname && slot.chaddr == link.mac && slot.stop.load(Ordering::SeqCst) == RUN {
                 let lease = slot.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 return Ok(result_of(&lease, s.priority));
             }
@@ -225,15 +229,14 @@ impl Daemon {
             self.leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             self.stop_slot(&slot, ABANDON);
         }
-        let mut nl = Netlink::open_in(&ns)?;
-        let link = nl.link_by_name(&r.ifname)?;
         if !link.up {
             nl.set_up(link.index, true)?;
         }
         drop(nl);
         let mut sock = netkit::udp::bound_to_device(&ns, &r.ifname, CLIENT_PORT)?;
         drop(ns);
-        let mut client_id = id.clone().into_bytes();
+        // type 0 (not a hardware address) and the text, as the reference sends it
+        let mut client_id = [&[0u8][..], id.as_bytes()].concat();
         let mut provide = s.provide.clone();
         if let Some(i) = provide.iter().position(|(c, _)| *c == super::proto::opt::CLIENT_ID) {
             client_id = provide.remove(i).1;
@@ -250,6 +253,7 @@ impl Daemon {
         let slot = Arc::new(Slot {
             ns: ns_id,
             ifname: r.ifname.clone(),
+            chaddr: link.mac.clone(),
             priority: s.priority,
             current: Mutex::new(lease.clone()),
             stop: AtomicU8::new(RUN),
