@@ -33,6 +33,8 @@ fn dnsmasq(ns: &TestNetns, subnet: &str, dir: &Path) -> Proc {
         .arg(format!("--dhcp-range={subnet}.50,{subnet}.99,255.255.255.0,2m"))
         .arg("--dhcp-option=option:T1,15")
         .arg(format!("--dhcp-option=option:router,{subnet}.1"))
+        .arg(format!("--dhcp-option=option:dns-server,{subnet}.1"))
+        .arg("--dhcp-option=option:domain-name,rdhcp.test")
         .arg(format!("--dhcp-leasefile={}", dir.join("leases").display()))
         .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
         .arg(format!("--log-facility={}", dir.join("dnsmasq.log").display()))
@@ -269,6 +271,7 @@ fn same_result_shape_as_debians_dhcp() {
     assert_eq!(code, 0, "Debian's dhcp ADD: {rb}\n{}", std::fs::read_to_string(tmp.path().join("debian.log")).unwrap_or_default());
     assert_ne!(addr(&ra), addr(&rb));
     assert_eq!(shape(&ra), shape(&rb), "rcni {ra}\nDebian {rb}");
+    eprintln!("rcni {ra}\nDebian {rb}");
     // both leases are dnsmasq's, with the same client ID layout
     assert_eq!(lease_of(tmp.path(), &addr(&ra)).unwrap().1, "dhcp-ca/rdhcpnet1/eth0");
     assert_eq!(lease_of(tmp.path(), &addr(&rb)).unwrap().1, "dhcp-cb/rdhcpnet1/eth0");

@@ -11,7 +11,7 @@
 //! given; else option 33's and a default route through the router). DEL has the daemon release
 //! the lease (nothing to do without a daemon: a warning on stderr). CHECK asks the daemon whether
 //! it holds the lease, and compares with `prevResult`. A daemon that does not answer is code 11
-//! (try again later).
+//! (try again later) for ADD and CHECK; STATUS is code 50 then. GC: nothing (leases end by DEL).
 
 pub mod client;
 pub mod daemon;
@@ -233,6 +233,17 @@ impl Plugin for Dhcp {
             }
         }
         Ok(())
+    }
+
+    /// STATUS: code 50 while no daemon listens on the socket (ADD could not work).
+    fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
+        let s = load(&args.stdin, &args.args)?;
+        std::os::unix::net::UnixStream::connect(&s.socket).map(drop).map_err(|e| {
+            CniError::new(
+                cni_types::error::code::PLUGIN_NOT_AVAILABLE,
+                format!("dhcp: the DHCP daemon is not reachable at {}: {e} (is `rcni dhcp daemon` running?)", s.socket.display()),
+            )
+        })
     }
 
     fn del(&self, args: &CmdArgs) -> Result<(), CniError> {
