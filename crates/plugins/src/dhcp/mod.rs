@@ -145,6 +145,18 @@ pub fn client_id(container_id: &str, net: &str, ifname: &str) -> String {
 /// How long the plugin waits for the daemon's answer (its own waits end sooner: -timeout).
 const ANSWER_WAIT: Duration = Duration::from_secs(120);
 
+/// The daemon's socket, connected. The fuzzing build talks to no daemon (nor to any other socket
+/// a fuzzed path could name).
+fn connect(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    #[cfg(feature = "fuzzing")]
+    {
+        let _ = path;
+        Err(std::io::Error::other("no daemon in a fuzzing build"))
+    }
+    #[cfg(not(feature = "fuzzing"))]
+    std::os::unix::net::UnixStream::connect(path)
+}
+
 enum AskError {
     Unreachable(String),
     Failed(CniError),
@@ -166,7 +178,7 @@ fn ask(s: &Settings, args: &CmdArgs) -> Result<Option<serde_json::Value>, AskErr
             s.socket.display()
         ))
     };
-    let mut stream = std::os::unix::net::UnixStream::connect(&s.socket).map_err(unreachable)?;
+    let mut stream = connect(&s.socket).map_err(unreachable)?;
     let wait = cni_runtime::deadline::current().map(|at| at.saturating_duration_since(std::time::Instant::now())).unwrap_or(ANSWER_WAIT);
     let _ = stream.set_read_timeout(Some(wait.clamp(Duration::from_millis(100), ANSWER_WAIT)));
     let mut line = serde_json::to_vec(&req).expect("a request serialises");
@@ -238,7 +250,7 @@ impl Plugin for Dhcp {
     /// STATUS: code 50 while no daemon listens on the socket (ADD could not work).
     fn status(&self, args: &CmdArgs) -> Result<(), CniError> {
         let s = load(&args.stdin, &args.args)?;
-        std::os::unix::net::UnixStream::connect(&s.socket).map(drop).map_err(|e| {
+        connect(&s.socket).map(drop).map_err(|e| {
             CniError::new(
                 cni_types::error::code::PLUGIN_NOT_AVAILABLE,
                 format!("dhcp: the DHCP daemon is not reachable at {}: {e} (is `rcni dhcp daemon` running?)", s.socket.display()),
