@@ -182,7 +182,14 @@ pub fn acquire(t: &mut dyn Transport, p: &Params, broadcast: bool, deadline: Ins
 
 /// RENEWING (unicast to the lease's server) or REBINDING (`rebind`: broadcast to any): the lease
 /// extended, by `deadline`.
-pub fn renew(t: &mut dyn Transport, p: &Params, lease: &Lease, rebind: bool, deadline: Instant, stop: &dyn Fn() -> bool) -> Result<Lease, Error> {
+pub fn renew(
+    t: &mut dyn Transport,
+    p: &Params,
+    lease: &Lease,
+    rebind: bool,
+    deadline: Instant,
+    stop: &dyn Fn() -> bool,
+) -> Result<Lease, Error> {
     let mut q = base(p, new_xid(), MsgType::Request);
     q.ciaddr = lease.address;
     let to = if rebind || lease.server.is_unspecified() { BROADCAST } else { SocketAddrV4::new(lease.server, SERVER_PORT) };

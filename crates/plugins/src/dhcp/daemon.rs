@@ -126,7 +126,8 @@ pub fn parse_args(args: &[OsString]) -> Result<Options, String> {
     Ok(o)
 }
 
-pub const USAGE: &str = "usage: dhcp daemon [-socketpath PATH] [-pidfile PATH] [-hostprefix PREFIX] [-broadcast] [-timeout 10s] [-resendmax 62s]";
+pub const USAGE: &str =
+    "usage: dhcp daemon [-socketpath PATH] [-pidfile PATH] [-hostprefix PREFIX] [-broadcast] [-timeout 10s] [-resendmax 62s]";
 
 fn log(msg: impl AsRef<str>) {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -242,9 +243,8 @@ impl Daemon {
             client_id = provide.remove(i).1;
         }
         let params = Params { chaddr: link.mac.clone(), client_id, request: s.request.clone(), provide, resend_max: self.opts.resend_max };
-        let lease = client::acquire(&mut sock, &params, true, Instant::now() + self.opts.timeout, &|| false).map_err(|e| {
-            internal(format!("dhcp: no lease for {id} on {} within {:?}: {e}", r.ifname, self.opts.timeout))
-        })?;
+        let lease = client::acquire(&mut sock, &params, true, Instant::now() + self.opts.timeout, &|| false)
+            .map_err(|e| internal(format!("dhcp: no lease for {id} on {} within {:?}: {e}", r.ifname, self.opts.timeout)))?;
         log(format!(
             "{id}: leased {}/{} from {} for {}s (T1 {}s, T2 {}s)",
             lease.address, lease.prefix, lease.server, lease.lease_time, lease.t1, lease.t2
@@ -535,7 +535,20 @@ mod tests {
     #[test]
     fn flags() {
         assert_eq!(parse_args(&[]).unwrap(), Options::default());
-        let o = parse_args(&args(&["-socketpath", "/tmp/d.sock", "--pidfile=/tmp/d.pid", "-hostprefix", "/host", "-broadcast", "-timeout", "3s", "-resendmax=1m2s", "-resendtimeout", "208s"])).unwrap();
+        let o = parse_args(&args(&[
+            "-socketpath",
+            "/tmp/d.sock",
+            "--pidfile=/tmp/d.pid",
+            "-hostprefix",
+            "/host",
+            "-broadcast",
+            "-timeout",
+            "3s",
+            "-resendmax=1m2s",
+            "-resendtimeout",
+            "208s",
+        ]))
+        .unwrap();
         assert_eq!(o.socket_path, PathBuf::from("/tmp/d.sock"));
         assert_eq!(o.pidfile, Some(PathBuf::from("/tmp/d.pid")));
         assert_eq!((o.hostprefix.as_str(), o.broadcast), ("/host", true));
@@ -572,7 +585,8 @@ mod tests {
             r#"{"cniVersion":"1.1.0","ips":[{"address":"10.9.0.50/24","gateway":"10.9.0.1"}],"routes":[{"dst":"0.0.0.0/0","gw":"10.9.0.1"}]}"#
         );
         let mut on_link = l.clone();
-        on_link.classless = vec![super::super::proto::LeaseRoute { dst: "10.20.0.0".parse().unwrap(), prefix: 16, gw: "0.0.0.0".parse().unwrap() }];
+        on_link.classless =
+            vec![super::super::proto::LeaseRoute { dst: "10.20.0.0".parse().unwrap(), prefix: 16, gw: "0.0.0.0".parse().unwrap() }];
         let r = serde_json::to_string(&result_of(&on_link, 5).routes).unwrap();
         assert_eq!(r, r#"[{"dst":"10.20.0.0/16","priority":5,"scope":253}]"#);
     }

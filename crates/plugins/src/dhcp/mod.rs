@@ -76,24 +76,25 @@ pub struct Settings {
 /// An option by code (`12`) or name (`host-name`).
 fn option_code(s: &str) -> Result<u8, CniError> {
     use proto::opt::*;
-    let code = match s.trim().to_ascii_lowercase().as_str() {
-        "subnet-mask" => SUBNET_MASK,
-        "router" | "routers" => ROUTER,
-        "dns-server" | "domain-name-servers" => DNS,
-        "host-name" | "hostname" => HOST_NAME,
-        "domain-name" => DOMAIN_NAME,
-        "static-routes" => STATIC_ROUTE,
-        "dhcp-lease-time" => LEASE_TIME,
-        "dhcp-renewal-time" => T1,
-        "dhcp-rebinding-time" => T2,
-        "vendor-class-identifier" => 60,
-        "dhcp-client-identifier" => CLIENT_ID,
-        "user-class" => 77,
-        "classless-static-routes" | "classless-route" => CLASSLESS_ROUTE,
-        other => other.parse::<u8>().ok().filter(|c| !matches!(*c, PAD | END | MESSAGE_TYPE | OVERLOAD)).ok_or_else(|| {
-            CniError::invalid_config(format!("dhcp: unknown option {s:?} (a code 1-254, or a name such as host-name)"))
-        })?,
-    };
+    let code =
+        match s.trim().to_ascii_lowercase().as_str() {
+            "subnet-mask" => SUBNET_MASK,
+            "router" | "routers" => ROUTER,
+            "dns-server" | "domain-name-servers" => DNS,
+            "host-name" | "hostname" => HOST_NAME,
+            "domain-name" => DOMAIN_NAME,
+            "static-routes" => STATIC_ROUTE,
+            "dhcp-lease-time" => LEASE_TIME,
+            "dhcp-renewal-time" => T1,
+            "dhcp-rebinding-time" => T2,
+            "vendor-class-identifier" => 60,
+            "dhcp-client-identifier" => CLIENT_ID,
+            "user-class" => 77,
+            "classless-static-routes" | "classless-route" => CLASSLESS_ROUTE,
+            other => other.parse::<u8>().ok().filter(|c| !matches!(*c, PAD | END | MESSAGE_TYPE | OVERLOAD)).ok_or_else(|| {
+                CniError::invalid_config(format!("dhcp: unknown option {s:?} (a code 1-254, or a name such as host-name)"))
+            })?,
+        };
     Ok(code)
 }
 
@@ -120,7 +121,8 @@ pub fn load(stdin: &[u8], cni_args: &str) -> Result<Settings, CniError> {
         }
         provide.push((code, v.into_bytes()));
     }
-    let mut request = if c.ipam.request.iter().any(|r| r.skip_default) { vec![] } else { vec![proto::opt::SUBNET_MASK, proto::opt::ROUTER] };
+    let mut request =
+        if c.ipam.request.iter().any(|r| r.skip_default) { vec![] } else { vec![proto::opt::SUBNET_MASK, proto::opt::ROUTER] };
     for r in &c.ipam.request {
         let code = option_code(&r.option)?;
         if !request.contains(&code) {
@@ -163,7 +165,8 @@ enum AskError {
 }
 
 fn ask(s: &Settings, args: &CmdArgs) -> Result<Option<serde_json::Value>, AskError> {
-    let config: serde_json::Value = serde_json::from_slice(&args.stdin).map_err(|e| AskError::Failed(CniError::decoding(format!("dhcp: {e}"))))?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&args.stdin).map_err(|e| AskError::Failed(CniError::decoding(format!("dhcp: {e}"))))?;
     let req = wire::Request {
         command: args.command.clone(),
         container_id: args.container_id.clone(),
@@ -186,10 +189,14 @@ fn ask(s: &Settings, args: &CmdArgs) -> Result<Option<serde_json::Value>, AskErr
     stream.write_all(&line).map_err(unreachable)?;
     let mut answer = Vec::new();
     std::io::BufReader::new(&stream).take_while_line(&mut answer).map_err(|e| {
-        AskError::Failed(CniError::new(cni_types::error::code::TRY_AGAIN_LATER, format!("dhcp: no answer from the DHCP daemon at {}: {e}", s.socket.display())))
+        AskError::Failed(CniError::new(
+            cni_types::error::code::TRY_AGAIN_LATER,
+            format!("dhcp: no answer from the DHCP daemon at {}: {e}", s.socket.display()),
+        ))
     })?;
-    let resp: wire::Response = serde_json::from_slice(&answer)
-        .map_err(|e| AskError::Failed(CniError::internal(format!("dhcp: the DHCP daemon at {} answered nonsense: {e}", s.socket.display()))))?;
+    let resp: wire::Response = serde_json::from_slice(&answer).map_err(|e| {
+        AskError::Failed(CniError::internal(format!("dhcp: the DHCP daemon at {} answered nonsense: {e}", s.socket.display())))
+    })?;
     match resp.error {
         Some(e) => Err(AskError::Failed(e)),
         None => Ok(resp.result),

@@ -360,7 +360,8 @@ impl Lease {
             _ => Vec::new(),
         };
         let classless = m.option(opt::CLASSLESS_ROUTE).and_then(parse_classless).unwrap_or_default();
-        let domain = m.option(opt::DOMAIN_NAME).map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_string()).filter(|d| !d.is_empty());
+        let domain =
+            m.option(opt::DOMAIN_NAME).map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_string()).filter(|d| !d.is_empty());
         Ok(Lease {
             address: m.yiaddr,
             prefix,
@@ -419,7 +420,10 @@ mod tests {
         assert!(back.answers(0x1234_5678, &[2, 0, 0, 0, 0, 1]));
         assert!(!back.answers(0x1234_5679, &[2, 0, 0, 0, 0, 1]));
         let l = Lease::from_ack(&back).unwrap();
-        assert_eq!((l.address, l.prefix, l.server, l.router), (Ipv4Addr::new(10, 9, 0, 50), 24, Ipv4Addr::new(10, 9, 0, 1), Some(Ipv4Addr::new(10, 9, 0, 1))));
+        assert_eq!(
+            (l.address, l.prefix, l.server, l.router),
+            (Ipv4Addr::new(10, 9, 0, 50), 24, Ipv4Addr::new(10, 9, 0, 1), Some(Ipv4Addr::new(10, 9, 0, 1)))
+        );
         // T1 from option 58, T2 7/8 of the lease
         assert_eq!((l.lease_time, l.t1, l.t2), (120, 15, 105));
         assert_eq!(l.dns, vec![Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(8, 8, 8, 8)]);
