@@ -115,8 +115,12 @@ impl Drop for Lan {
 
 /// A DHCP daemon (rcni's or Debian's) on `sock`, its log in `log`.
 fn daemon(bin: &Path, sock: &Path, log: &Path) -> Proc {
+    daemon_with(bin, sock, log, "8s")
+}
+
+fn daemon_with(bin: &Path, sock: &Path, log: &Path, timeout: &str) -> Proc {
     let child = Command::new(bin)
-        .args(["daemon", "-socketpath", sock.to_str().unwrap(), "-timeout", "8s"])
+        .args(["daemon", "-socketpath", sock.to_str().unwrap(), "-timeout", timeout])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -197,8 +201,12 @@ fn lease_renewal_restart_readd_and_release() {
     let renewed = poll(Duration::from_secs(25), || lease_of(tmp.path(), &ip).is_some_and(|l| l.0 > expiry1));
     assert!(renewed, "no renewal by the restarted dnsmasq within 25 s{}", dump());
 
-    // the container's namespace goes (no DEL) and comes back: the re-ADD gets the same address
+    // the container's namespace goes (no DEL): the daemon holds no socket in it between
+    // exchanges, so the namespace and its veth go (the host end leaves the bridge) ...
     drop(c1);
+    let ports = || String::from_utf8(run("ip", &["-o", "link", "show", "master", "rdhcpbr0"]).stdout).unwrap();
+    assert!(poll(Duration::from_secs(5), || ports().lines().count() == 1), "the old veth stays: {}{}", ports(), dump());
+    // ... and comes back: the re-ADD gets the same address
     let c1 = TestNetns::new("rdhcp-c1");
     let r2 = call("ADD", "dhcp-c1", &c1, inst.dir.path()).ok(&inst.path("bridge"), &cfg);
     assert_eq!(addr(&r2), ip, "re-ADD: same client ID, same address");
@@ -232,6 +240,17 @@ fn unreachable_daemon_is_try_again_later_and_leaves_nothing() {
     assert!(!links.contains("eth0"), "{links}");
     // DEL without a daemon succeeds (nothing to release)
     call("DEL", "dhcp-c3", &c, inst.dir.path()).ok(&inst.path("bridge"), &cfg);
+
+    // a daemon, but no server on the bridge: the ADD fails at -timeout, and leaves nothing
+    let sock = tmp.path().join("dhcp.sock");
+    let _d = daemon_with(&inst.path("dhcp"), &sock, &tmp.path().join("daemon.log"), "1s");
+    let cfg = conf("rdhcpnet3", "rdhcpbr3", &sock);
+    let started = Instant::now();
+    let e = call("ADD", "dhcp-c3", &c, inst.dir.path()).err(&inst.path("bridge"), &cfg);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(e["msg"].as_str().unwrap().contains("no lease for dhcp-c3/rdhcpnet3/eth0"), "{e}");
+    let links = String::from_utf8(c.exec(&["ip", "-o", "link"]).stdout).unwrap();
+    assert!(!links.contains("eth0"), "{links}");
     let _ = run("ip", &["link", "del", "rdhcpbr3"]);
 }
 

@@ -7,7 +7,7 @@
 //! SIGINT removes the socket and pidfile and exits without releasing (the server keeps the
 //! leases until they run out, and a new daemon's ADD gets the same address by client ID).
 
-use super::client::{self, Params, Transport};
+use super::client::{self, Params};
 use super::proto::{Lease, CLIENT_PORT};
 use super::{wire, Settings};
 use cni_types::result::{Dns, Interface, IpConfig, Result100, Route};
@@ -139,6 +139,45 @@ const RUN: u8 = 0;
 const RELEASE: u8 = 1;
 /// Stop without releasing: a new ADD for the same client ID takes over.
 const ABANDON: u8 = 2;
+/// Stopped by itself: the attachment's namespace or interface is gone.
+const GONE: u8 = 3;
+
+/// Where a lease's datagrams go: the attachment's interface, found anew for every exchange. No
+/// socket is kept between exchanges: a socket holds its namespace, and with it the container's
+/// interface (and the veth's host end), alive after the container is gone.
+struct Target {
+    netns: String,
+    ns: NsId,
+    ifname: String,
+    mac: Vec<u8>,
+}
+
+enum Open {
+    /// The namespace or the interface is not the attachment's any more.
+    Gone(String),
+    Failed(String),
+}
+
+impl Target {
+    fn socket(&self) -> Result<std::net::UdpSocket, Open> {
+        let ns = match NetNs::open(&self.netns) {
+            Ok(ns) => ns,
+            Err(e) if e.is_not_found() => return Err(Open::Gone(format!("{} is gone", self.netns))),
+            Err(e) => return Err(Open::Failed(e.to_string())),
+        };
+        if ns.id().map_err(|e| Open::Failed(e.to_string()))? != self.ns {
+            return Err(Open::Gone(format!("{} is another namespace now", self.netns)));
+        }
+        let mut nl = Netlink::open_in(&ns).map_err(|e| Open::Failed(e.to_string()))?;
+        match nl.link_by_name(&self.ifname) {
+            Ok(l) if l.mac == self.mac => {}
+            Ok(_) => return Err(Open::Gone(format!("{} in {} is another interface now", self.ifname, self.netns))),
+            Err(e) if e.is_not_found() => return Err(Open::Gone(format!("{} is gone from {}", self.ifname, self.netns))),
+            Err(e) => return Err(Open::Failed(e.to_string())),
+        }
+        netkit::udp::bound_to_device(&ns, &self.ifname, CLIENT_PORT).map_err(|e| Open::Failed(e.to_string()))
+    }
+}
 
 struct Slot {
     ns: NsId,
@@ -206,6 +245,9 @@ impl Daemon {
             "CHECK" => {
                 let slot = self.leases.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
                 let slot = slot.ok_or_else(|| internal(format!("dhcp: the daemon holds no lease for {id}")))?;
+                if slot.stop.load(Ordering::SeqCst) != RUN {
+                    return Err(internal(format!("dhcp: the daemon holds no lease for {id}: its interface is gone")));
+                }
                 let lease = slot.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 Ok(Some(serde_json::to_value(result_of(&lease, slot.priority)).expect("a result serialises")))
             }
@@ -234,8 +276,10 @@ impl Daemon {
             nl.set_up(link.index, true)?;
         }
         drop(nl);
+        // (this socket, too, is closed once the exchange is over: `Target`)
         let mut sock = netkit::udp::bound_to_device(&ns, &r.ifname, CLIENT_PORT)?;
         drop(ns);
+        let target = Target { netns: path, ns: ns_id, ifname: r.ifname.clone(), mac: link.mac.clone() };
         // type 0 (not a hardware address) and the text, as the reference sends it
         let mut client_id = [&[0u8][..], id.as_bytes()].concat();
         let mut provide = s.provide.clone();
@@ -245,6 +289,7 @@ impl Daemon {
         let params = Params { chaddr: link.mac.clone(), client_id, request: s.request.clone(), provide, resend_max: self.opts.resend_max };
         let lease = client::acquire(&mut sock, &params, true, Instant::now() + self.opts.timeout, &|| false)
             .map_err(|e| internal(format!("dhcp: no lease for {id} on {} within {:?}: {e}", r.ifname, self.opts.timeout)))?;
+        drop(sock);
         log(format!(
             "{id}: leased {}/{} from {} for {}s (T1 {}s, T2 {}s)",
             lease.address, lease.prefix, lease.server, lease.lease_time, lease.t1, lease.t2
@@ -268,7 +313,7 @@ impl Daemon {
         std::thread::Builder::new()
             .name("lease".into())
             .spawn(move || {
-                maintain(&mut sock, &params, &thread_slot, &id, broadcast, timeout);
+                maintain(&target, &params, &thread_slot, &id, broadcast, timeout);
                 let _ = tx.send(());
             })
             .map_err(|e| internal(format!("dhcp: starting the lease's thread: {e}")))?;
@@ -291,8 +336,21 @@ fn wait_until(at: Instant, slot: &Slot) -> bool {
 }
 
 /// The lease's life after ADD: renew, rebind, start over; RELEASE when told.
-fn maintain(sock: &mut dyn Transport, p: &Params, slot: &Slot, id: &str, broadcast: bool, timeout: Duration) {
+fn maintain(target: &Target, p: &Params, slot: &Slot, id: &str, broadcast: bool, timeout: Duration) {
     let stopped = || slot.stop.load(Ordering::SeqCst) != RUN;
+    // a socket for one exchange; `None`: wait and try again (`Failed`) or end (`Gone`)
+    let open = || match target.socket() {
+        Ok(s) => Some(s),
+        Err(Open::Gone(why)) => {
+            log(format!("{id}: {why}: the lease is dropped"));
+            let _ = slot.stop.compare_exchange(RUN, GONE, Ordering::SeqCst, Ordering::SeqCst);
+            None
+        }
+        Err(Open::Failed(why)) => {
+            log(format!("{id}: {why}"));
+            None
+        }
+    };
     let mut bound_at = Instant::now();
     let mut renewals = 0u32;
     'life: loop {
@@ -307,7 +365,11 @@ fn maintain(sock: &mut dyn Transport, p: &Params, slot: &Slot, id: &str, broadca
             let mut pause = Duration::from_secs(1);
             while Instant::now() < until {
                 let started = Instant::now();
-                match client::renew(sock, p, &lease, rebind, until, &stopped) {
+                let outcome = match open() {
+                    Some(mut sock) => client::renew(&mut sock, p, &lease, rebind, until, &stopped),
+                    None => Err(client::Error::Io("no socket".into())),
+                };
+                match outcome {
                     Ok(l) => {
                         renewals += 1;
                         log(format!("{id}: renewed {} ({} renewals), {}s more (T1 {}s)", l.address, renewals, l.lease_time, l.t1));
@@ -341,7 +403,11 @@ fn maintain(sock: &mut dyn Transport, p: &Params, slot: &Slot, id: &str, broadca
                 break 'life;
             }
             let started = Instant::now();
-            match client::acquire(sock, p, true, Instant::now() + timeout, &stopped) {
+            let outcome = match open() {
+                Some(mut sock) => client::acquire(&mut sock, p, true, Instant::now() + timeout, &stopped),
+                None => Err(client::Error::Io("no socket".into())),
+            };
+            match outcome {
                 Ok(l) => {
                     log(format!("{id}: leased {} anew", l.address));
                     *slot.current.lock().unwrap_or_else(|e| e.into_inner()) = l;
@@ -360,8 +426,13 @@ fn maintain(sock: &mut dyn Transport, p: &Params, slot: &Slot, id: &str, broadca
     }
     if slot.stop.load(Ordering::SeqCst) == RELEASE {
         let lease = slot.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Err(e) = client::release(sock, p, &lease) {
-            log(format!("{id}: {e}"));
+        match target.socket() {
+            Ok(mut sock) => {
+                if let Err(e) = client::release(&mut sock, p, &lease) {
+                    log(format!("{id}: {e}"));
+                }
+            }
+            Err(Open::Gone(why) | Open::Failed(why)) => log(format!("{id}: no release sent: {why}")),
         }
     }
 }
