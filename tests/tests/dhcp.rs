@@ -294,6 +294,15 @@ fn same_result_shape_as_debians_dhcp() {
     // both leases are dnsmasq's, with the same client ID layout
     assert_eq!(lease_of(tmp.path(), &addr(&ra)).unwrap().1, "dhcp-ca/rdhcpnet1/eth0");
     assert_eq!(lease_of(tmp.path(), &addr(&rb)).unwrap().1, "dhcp-cb/rdhcpnet1/eth0");
+    // each plugin told the other's socket says so, and changes nothing
+    let ipam_only =
+        |sock: &Path| json!({"cniVersion": "1.0.0", "name": "rdhcpnet1", "ipam": {"type": "dhcp", "daemonSocketPath": sock}}).to_string();
+    let e = call("ADD", "dhcp-cx", &ca, inst.dir.path()).err(&inst.path("dhcp"), &ipam_only(&theirs));
+    assert!(e["msg"].as_str().unwrap().contains("answers HTTP"), "{e}");
+    let e = call("ADD", "dhcp-cx", &ca, &deb_dir).err(Path::new(DEBIAN_DHCP), &ipam_only(&ours));
+    assert!(e["msg"].as_str().unwrap().contains("not Go net/rpc"), "{e}");
+    assert_eq!(leases(tmp.path()).len(), 2, "{:?}", leases(tmp.path()));
+
     call("DEL", "dhcp-ca", &ca, inst.dir.path()).ok(&inst.path("bridge"), &cfg_a);
     call("DEL", "dhcp-cb", &cb, &deb_dir).ok(&inst.path("bridge"), &cfg_b);
     // rcni releases before the veth goes; Debian's daemon sends its release after the bridge

@@ -441,6 +441,11 @@ fn serve(d: &Daemon, stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut line = Vec::new();
     let read = std::io::BufReader::new(&stream).take_line(&mut line);
+    // the reference's plugin speaks Go's net/rpc over HTTP: tell it in words it prints
+    if line.starts_with(b"CONNECT ") {
+        let _ = (&stream).write_all(b"HTTP/1.0 501 rcni's DHCP daemon speaks rcni's protocol, not Go net/rpc: use rcni's dhcp plugin\n\n");
+        return;
+    }
     let resp = match read.map_err(|e| format!("reading the request: {e}")).and_then(|()| wire::parse_request(&line)) {
         Err(m) => wire::Response { result: None, error: Some(CniError::decoding(format!("dhcp daemon: {m}"))) },
         Ok(r) => match d.handle(&r) {

@@ -194,6 +194,13 @@ fn ask(s: &Settings, args: &CmdArgs) -> Result<Option<serde_json::Value>, AskErr
             format!("dhcp: no answer from the DHCP daemon at {}: {e}", s.socket.display()),
         ))
     })?;
+    if answer.starts_with(b"HTTP/") {
+        return Err(AskError::Failed(CniError::internal(format!(
+            "dhcp: the daemon at {} answers HTTP ({}): it is not rcni's (the reference's Go daemon?); run `rcni dhcp daemon` for rcni's plugin",
+            s.socket.display(),
+            String::from_utf8_lossy(&answer).trim()
+        ))));
+    }
     let resp: wire::Response = serde_json::from_slice(&answer).map_err(|e| {
         AskError::Failed(CniError::internal(format!("dhcp: the DHCP daemon at {} answered nonsense: {e}", s.socket.display())))
     })?;
