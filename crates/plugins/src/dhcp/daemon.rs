@@ -33,9 +33,9 @@ pub struct Options {
     pub pidfile: Option<PathBuf>,
     /// Prefixed to each request's netns path (a daemon in a container sees the host's under it).
     pub hostprefix: String,
-    /// Ask servers to broadcast their answers. The daemon's UDP socket receives no unicast
-    /// before the interface has its address, so the first exchange always asks; this makes
-    /// renewals ask too.
+    /// Renew by broadcast too, not only rebind (for a server unicast does not reach). Servers
+    /// are always asked to broadcast their answers to DISCOVER and the first REQUEST: the
+    /// daemon's UDP socket receives no unicast before the interface has its address.
     pub broadcast: bool,
     /// How long an ADD waits for a lease.
     pub timeout: Duration,
