@@ -1,7 +1,7 @@
 //! DHCPv4 messages as the dhcp daemon reads them from the network: any bytes through
 //! `Message::decode`, then the lease an ACK grants and the CNI result built from it, then the
-//! client's exchanges (acquire, renew) against a server that answers every request with these
-//! bytes (their xid and chaddr patched to match, so the lease logic sees them). Nothing panics
+//! client's exchanges (acquire, renew) against a server that offers an address and answers the
+//! REQUESTs with these bytes (their xid and chaddr patched to match, so the lease logic sees them). Nothing panics
 //! or hangs; a decoded message encodes and decodes back to itself; a lease's timers are ordered
 //! (T1 ≤ T2 ≤ lease time) and its result parses back as a 1.1.0 result.
 //!
@@ -11,7 +11,7 @@
 use libfuzzer_sys::fuzz_target;
 use plugins::dhcp::client::{self, scripted::Scripted, Params};
 use plugins::dhcp::daemon::result_of;
-use plugins::dhcp::proto::{Lease, Message};
+use plugins::dhcp::proto::{opt, Lease, Message, MsgType};
 use std::time::{Duration, Instant};
 
 fn check_lease(l: &Lease) {
@@ -37,6 +37,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let reply = data.to_vec();
     let answer = move |q: &Message| {
+        // DISCOVER gets a valid OFFER, so that the REQUEST (and the renewal) get the input
+        if q.msg_type() == Some(MsgType::Discover) {
+            let mut o = q.clone();
+            o.op = 2;
+            o.options.clear();
+            o.yiaddr = std::net::Ipv4Addr::new(10, 9, 0, 50);
+            o.set(opt::MESSAGE_TYPE, [MsgType::Offer as u8]);
+            o.set(opt::SERVER_ID, [10, 9, 0, 1]);
+            return vec![o.encode()];
+        }
         let mut b = reply.clone();
         if b.len() >= 34 {
             b[4..8].copy_from_slice(&q.xid.to_be_bytes());
@@ -52,7 +62,8 @@ fuzz_target!(|data: &[u8]| {
         provide: vec![],
         resend_max: Duration::from_secs(1),
     };
-    let soon = || Instant::now() + Duration::from_millis(3);
+    // (the scripted server answers at once; silence ends at the deadline)
+    let soon = || Instant::now() + Duration::from_micros(300);
     if let Ok(l) = client::acquire(&mut t, &p, true, soon(), &|| false) {
         check_lease(&l);
         if let Ok(l2) = client::renew(&mut t, &p, &l, false, soon(), &|| false) {
