@@ -26,6 +26,10 @@ impl Drop for Proc {
 
 /// dnsmasq serving `<subnet>.50-99` (2-minute leases, T1 15 s, router `<subnet>.1`) in `ns`.
 fn dnsmasq(ns: &TestNetns, subnet: &str, dir: &Path) -> Proc {
+    dnsmasq_with(ns, subnet, dir, &[])
+}
+
+fn dnsmasq_with(ns: &TestNetns, subnet: &str, dir: &Path, extra: &[&str]) -> Proc {
     let child = Command::new("ip")
         .args(["netns", "exec", &ns.name, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--user=root", "--group=root"])
         .arg("--interface=eth0")
@@ -39,6 +43,7 @@ fn dnsmasq(ns: &TestNetns, subnet: &str, dir: &Path) -> Proc {
         .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
         .arg(format!("--log-facility={}", dir.join("dnsmasq.log").display()))
         .arg("--log-dhcp")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -67,7 +72,7 @@ fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// dnsmasq's lease file: (expiry, ip, client ID as text).
+/// dnsmasq's lease file: (expiry, ip, client ID as text, without its type byte 0).
 fn leases(dir: &Path) -> Vec<(u64, String, String)> {
     let text = std::fs::read_to_string(dir.join("leases")).unwrap_or_default();
     text.lines()
@@ -308,4 +313,41 @@ fn same_result_shape_as_debians_dhcp() {
     // rcni releases before the veth goes; Debian's daemon sends its release after the bridge
     // deleted the interface, so dnsmasq keeps that lease until it runs out
     wait_for(Duration::from_secs(5), "rcni's lease released", || lease_of(tmp.path(), &addr(&ra)).is_none());
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn classless_routes_host_name_and_priority() {
+    require_netsandbox();
+    let tmp = tempfile::tempdir().unwrap();
+    let lan = Lan::new("rdhcpbr2", "rdhcp-srv2", "10.197.2");
+    // option 121: 10.198.0.0/16 via the server, 10.199.7.0/24 on the link
+    let _server = dnsmasq_with(&lan.server, "10.197.2", tmp.path(), &["--dhcp-option=121,10.198.0.0/16,10.197.2.1,10.199.7.0/24,0.0.0.0"]);
+    let inst = Installed::new();
+    let sock = tmp.path().join("dhcp.sock");
+    let _d = daemon(&inst.path("dhcp"), &sock, &tmp.path().join("daemon.log"));
+    let cfg = json!({"cniVersion": "1.1.0", "name": "rdhcpnet2", "type": "bridge", "bridge": "rdhcpbr2",
+        "ipam": {"type": "dhcp", "daemonSocketPath": sock, "priority": 7,
+            "provide": [{"option": "host-name", "fromArg": "K8S_POD_NAME"}],
+            "request": [{"option": "classless-static-routes"}]}})
+    .to_string();
+    let c = TestNetns::new("rdhcp-c2");
+    let r = call("ADD", "dhcp-c2", &c, inst.dir.path()).args("IgnoreUnknown=1;K8S_POD_NAME=web-0").ok(&inst.path("bridge"), &cfg);
+    // option 121 wins: no default route through the router (RFC 3442), the on-link one scoped
+    assert_eq!(
+        r["routes"],
+        json!([{"dst": "10.198.0.0/16", "gw": "10.197.2.1", "priority": 7}, {"dst": "10.199.7.0/24", "priority": 7, "scope": 253}]),
+        "{r}"
+    );
+    assert_eq!(r["ips"][0]["gateway"], "10.197.2.1");
+    let routes = String::from_utf8(c.exec(&["ip", "-4", "route"]).stdout).unwrap();
+    assert!(routes.contains("10.198.0.0/16 via 10.197.2.1 dev eth0 metric 7"), "{routes}");
+    assert!(routes.contains("10.199.7.0/24 dev eth0 scope link metric 7"), "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    // the host name the pod's name provided is dnsmasq's name for the lease
+    let raw = std::fs::read_to_string(tmp.path().join("leases")).unwrap();
+    assert!(raw.lines().any(|l| l.split_whitespace().nth(3) == Some("web-0") && l.contains(&addr(&r))), "{raw}");
+    call("DEL", "dhcp-c2", &c, inst.dir.path()).ok(&inst.path("bridge"), &cfg);
+    let released = poll(Duration::from_secs(5), || lease_of(tmp.path(), &addr(&r)).is_none());
+    assert!(released, "{}", std::fs::read_to_string(tmp.path().join("leases")).unwrap());
 }
