@@ -130,6 +130,38 @@ def main():
             "cni.dev/valid-attachments": [{"containerID": "c2", "ifname": "eth0"}], "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80}]},
             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.2.0/24"}]]}}))
         put("plugin", f"{p}\nVERSION\nc1\neth0\n\n0\n")
+    dhcp_seeds()
     print({t: len(os.listdir(os.path.join(CORPUS, t))) for t in sorted(os.listdir(CORPUS))})
+
+def dhcp_message(op, mtype, yiaddr, options, xid=0x12345678, file_opts=b""):
+    """A DHCPv4 message: the fixed header, the magic cookie, options (code, bytes), END."""
+    import struct
+    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", op, 1, 6, 0, xid, 0, 0x8000, bytes(4), bytes(yiaddr), bytes(4), bytes(4),
+                       bytes([2, 0, 0, 0, 0, 1]) + bytes(10), bytes(64), file_opts.ljust(128, b"\0"))
+    body = bytes([99, 130, 83, 99, 53, 1, mtype])
+    for code, data in options:
+        body += bytes([code, len(data)]) + data
+    return head + body + b"\xff"
+
+def dhcp_seeds():
+    """The dhcp targets: server answers as dnsmasq sends them, and the daemon's request lines."""
+    import struct
+    srv, mask, yi = bytes([10, 9, 0, 1]), bytes([255, 255, 255, 0]), [10, 9, 0, 50]
+    secs = lambda n: struct.pack("!I", n)
+    common = [(54, srv), (1, mask), (3, srv), (51, secs(120)), (58, secs(15)), (59, secs(105))]
+    put("dhcp_message", dhcp_message(2, 2, yi, common))
+    put("dhcp_message", dhcp_message(2, 5, yi, common + [(6, srv + bytes([8, 8, 8, 8])), (15, b"lan"), (12, b"pod")]))
+    put("dhcp_message", dhcp_message(2, 5, yi, common + [(121, bytes([16, 10, 20, 10, 9, 0, 3, 0, 10, 9, 0, 1, 25, 192, 168, 1, 128, 0, 0, 0, 0]))]))
+    put("dhcp_message", dhcp_message(2, 5, yi, common + [(33, bytes([10, 30, 0, 1, 10, 9, 0, 4])), (52, bytes([1]))], file_opts=bytes([15, 3]) + b"lan\xff"))
+    put("dhcp_message", dhcp_message(2, 6, [0, 0, 0, 0], [(54, srv), (56, b"wrong network")]))
+    put("dhcp_message", dhcp_message(1, 1, [0, 0, 0, 0], [(61, b"\0c1/net/eth0"), (55, bytes([1, 3, 51, 58, 59])), (57, struct.pack("!H", 1500))]))
+    conf = {"cniVersion": "1.1.0", "name": "net1", "type": "bridge", "bridge": "br0",
+            "ipam": {"type": "dhcp", "daemonSocketPath": "/run/cni/dhcp.sock", "priority": 5,
+                     "provide": [{"option": "host-name", "fromArg": "K8S_POD_NAME"}, {"option": "60", "value": "rcni"}],
+                     "request": [{"option": "classless-static-routes", "skipDefault": False}, {"option": "6"}]}}
+    for cmd in ["ADD", "CHECK", "DEL"]:
+        put("dhcp_request", json.dumps({"command": cmd, "containerID": "c1", "netns": "/run/netns/c1", "ifname": "eth0",
+                                        "args": "IgnoreUnknown=1;K8S_POD_NAME=web-0", "config": conf}))
+    put("dhcp_request", json.dumps({"command": "DEL", "containerID": "c1", "ifname": "eth0", "config": {"name": "n", "ipam": {"type": "dhcp"}}}))
 
 main()

@@ -45,6 +45,8 @@ fn confine(stdin: &[u8], root: &Path, host_local: bool) -> Option<Vec<u8>> {
             }
             if let Some(Value::Object(ipam)) = m.get_mut("ipam") {
                 ipam.insert("dataDir".into(), path("networks"));
+                // dhcp's daemon socket: a path nothing listens on (the build refuses to connect anyway)
+                ipam.insert("daemonSocketPath".into(), path("dhcp.sock"));
                 if ipam.contains_key("resolvConf") {
                     ipam.insert("resolvConf".into(), Value::String(format!("{}-resolv.conf", root.display())));
                 }

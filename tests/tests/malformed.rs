@@ -319,6 +319,22 @@ fn plugins() -> Vec<PluginCase> {
         },
         PluginCase { name: "loopback", conf: json!({"type": "loopback"}), chained: false, opens_netns: true, rows: vec![] },
         PluginCase {
+            name: "dhcp",
+            // no daemon listens on this socket: ADD and CHECK are code 11, DEL has nothing to release
+            conf: json!({"type": "dhcp", "ipam": {"type": "dhcp", "daemonSocketPath": "/run/cni/rcni-mx-no-daemon.sock"}}),
+            chained: false,
+            opens_netns: false,
+            rows: vec![
+                row("daemon unreachable", patch(|_| {}), [Code(11), Code(11), Succeeds, Succeeds, Code(50)]),
+                row("provide without value or fromArg", set("ipam/provide", json!([{"option": "host-name"}])), bad(&[7])),
+                row("provide option 53", set("ipam/provide", json!([{"option": "53", "value": "1"}])), bad(&[7])),
+                row("request an unknown option", set("ipam/request", json!([{"option": "no-such-option"}])), bad(&[7])),
+                row("provide a string", set("ipam/provide", json!("host-name")), own_type()),
+                row("priority a string", set("ipam/priority", json!("5")), own_type()),
+                row("daemonSocketPath a number", set("ipam/daemonSocketPath", json!(5)), own_type()),
+            ],
+        },
+        PluginCase {
             name: "portmap",
             conf: json!({"type": "portmap", "capabilities": {"portMappings": true},
                 "runtimeConfig": {"portMappings": [{"hostPort": 47701, "containerPort": 80, "protocol": "tcp"}]}}),

@@ -185,3 +185,42 @@ fn install_makes_a_plugin_directory_under_umask_0() {
     assert_mode(dir.join("rcni"), "f 0755");
     assert_mode(dir.join("host-local"), "l 0777");
 }
+
+/// The dhcp daemon's socket is root's alone (whoever connects gets leases made), its pidfile
+/// readable by all; missing parents of the socket are private; SIGTERM removes both.
+#[test]
+fn the_dhcp_daemons_socket_and_pidfile_under_umask_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("run/cni/dhcp.sock");
+    let pidfile = tmp.path().join("dhcp.pid");
+    let child = umask0(&rcni_bin(), &["dhcp", "daemon", "-socketpath", sock.to_str().unwrap(), "-pidfile", pidfile.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id();
+    let guard = Kill(child);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !(sock.exists() && pidfile.exists() && std::fs::read_to_string(&pidfile).unwrap_or_default().ends_with('\n')) {
+        assert!(std::time::Instant::now() < end, "the daemon made no socket and pidfile");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_mode(tmp.path().join("run"), "d 0700");
+    assert_mode(tmp.path().join("run/cni"), "d 0700");
+    assert_mode(&sock, "f 0600");
+    assert_mode(&pidfile, "f 0644");
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), format!("{pid}\n"));
+    checked("kill -TERM", Command::new("kill").args(["-TERM", &pid.to_string()]).output().unwrap());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sock.exists() || pidfile.exists() {
+        assert!(std::time::Instant::now() < end, "SIGTERM left the socket or the pidfile");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(guard);
+}

@@ -147,7 +147,7 @@ pub struct ConfigureOpts {
 
 /// Configures `ifname` (inside `ns`, reached through `nl`) from `result`: the addresses whose
 /// `interface` index names it, link up, then the routes (a route without a gateway uses the
-/// family's first gateway). Its sysctls are written in one visit of the namespace first: DAD off
+/// family's first gateway, unless it is scoped to the link). Its sysctls are written in one visit of the namespace first: DAD off
 /// (or `enhanced_dad` on with `opts.dad`), `arp_notify` when asked, IPv6 enabled when it gets an
 /// IPv6 address. An address whose interface index does not name `ifname` fails before anything
 /// changes; other errors name what failed.
@@ -204,7 +204,10 @@ pub fn configure_iface(nl: &mut Netlink, ns: &NetNs, ifname: &str, result: &Resu
     }
     for r in &result.routes {
         let v4 = r.dst.addr().is_ipv4();
-        let gw = r.gw.or(if v4 { gw4 } else { gw6 });
+        // a route scoped to the link (253) is on-link: the kernel refuses a gateway for it
+        // ("Nexthop has invalid gateway"), so none is filled in
+        let on_link = r.gw.is_none() && r.scope == Some(253);
+        let gw = if on_link { None } else { r.gw.or(if v4 { gw4 } else { gw6 }) };
         let mut spec = RouteSpec::new(r.dst).dev(link.index);
         spec.gw = gw;
         if r.priority != 0 {

@@ -18,6 +18,7 @@ pub mod nft;
 pub mod owner;
 pub mod sysctl;
 pub mod tun;
+pub mod udp;
 
 pub use error::{Error, Result};
 pub use netlink::Netlink;

@@ -5,6 +5,7 @@ pub mod bandwidth;
 pub mod bridge;
 pub mod common;
 pub mod delegate;
+pub mod dhcp;
 pub mod dummy;
 pub mod firewall;
 pub mod host_device;
@@ -50,6 +51,7 @@ pub static PLUGINS: &[Entry] = &[
     Entry { name: "portmap", description: "CNI portmap plugin (rcni)", versions: cni_types::version::ALL, plugin: &portmap::Portmap },
     Entry { name: "ptp", description: "CNI ptp plugin (rcni)", versions: cni_types::version::ALL, plugin: &ptp::Ptp },
     Entry { name: "static", description: "CNI static IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &static_ip::Static },
+    Entry { name: "dhcp", description: "CNI dhcp IPAM plugin (rcni)", versions: cni_types::version::ALL, plugin: &dhcp::Dhcp },
     Entry { name: "tuning", description: "CNI tuning plugin (rcni)", versions: cni_types::version::ALL, plugin: &tuning::Tuning },
     Entry {
         name: "host-device",

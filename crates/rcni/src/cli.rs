@@ -59,10 +59,28 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::oci_hook::OciHookCmd,
     },
+    /// The dhcp IPAM plugin's daemon: `rcni dhcp daemon [-socketpath PATH] [-pidfile PATH]
+    /// [-hostprefix PREFIX] [-broadcast] [-timeout 10s] [-resendmax 62s]` (the reference's flags)
+    Dhcp {
+        #[command(subcommand)]
+        cmd: DhcpCmd,
+    },
     /// Manage network namespaces (add, attach, ls, pids, del, exec, identify)
     Netns {
         #[command(subcommand)]
         cmd: crate::netns_cmd::NetnsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DhcpCmd {
+    /// Hold and renew the leases of every attachment with `"ipam": {"type": "dhcp"}`
+    #[command(disable_help_flag = true)]
+    Daemon {
+        /// -socketpath (/run/cni/dhcp.sock), -pidfile, -hostprefix, -broadcast, -timeout (10s),
+        /// -resendmax (62s)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        flags: Vec<OsString>,
     },
 }
 
@@ -88,6 +106,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
+        Command::Dhcp { cmd: DhcpCmd::Daemon { flags } } => plugins::dhcp::daemon::main(&flags),
         Command::Network { cmd } => crate::network::run(cmd),
         Command::OciHook { cmd } => crate::oci_hook::run(cmd),
         Command::Ps(a) => crate::ps_cmd::ps(a),

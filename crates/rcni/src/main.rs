@@ -93,6 +93,8 @@ fn main() {
     init_logging();
     let code = match name.as_str() {
         "cnitool" => cnitool::main(&args[1..]),
+        // the reference's `dhcp daemon`, through the plugin's name
+        "dhcp" if args.get(1).is_some_and(|a| a == "daemon") => plugins::dhcp::daemon::main(&args[2..]),
         other => match plugins::run(other) {
             Some(code) => code,
             None => cli::main(args),

@@ -51,10 +51,16 @@ pub fn del(
         more(&mut nft)?;
         // (back to the process's socket: closed once, at the end, see nft::shared)
     }
+    // an IPAM that releases over the container's interface (dhcp: a DHCPRELEASE to the server)
+    // goes before the veth, while it can still send; every other lease goes last
+    let release_first = c.ipam_type().filter(|t| *t == "dhcp");
+    if let Some(t) = release_first {
+        delegate::del_if_present(t, args)?;
+    }
     let mut host = Netlink::new()?;
     let end = prev.as_ref().and_then(|p| p.interfaces.get(host_end)).filter(|i| i.sandbox.is_empty() && !i.mac.is_empty());
     remove_veth(&mut host, end.map(|h| (h.name.as_str(), h.mac.as_str())), &args.netns, &args.ifname)?;
-    if let Some(t) = c.ipam_type() {
+    if let Some(t) = c.ipam_type().filter(|_| release_first.is_none()) {
         delegate::del_if_present(t, args)?;
     }
     Ok(())
