@@ -170,6 +170,19 @@ fn rm_of_a_network_whose_file_another_tool_removed_takes_what_it_left() {
     assert!(rcni_tests::link(None, &bridge).is_some());
     // as `podman network rm` does: the file goes, no plugin runs
     std::fs::remove_file(dir.join("rcni-orphan.conflist")).unwrap();
+    // the doctor tells (other tests' state is on this node too: only this network's findings)
+    let orphan_findings = || {
+        let out = rcni(&["doctor", "--conf-dir", conf, "--format", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["what"].as_str().unwrap().starts_with("network orphan has no configuration file"))
+            .map(|x| x["fix"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(orphan_findings(), [format!("rcni network rm --conf-dir {conf} orphan")]);
     let out = net(dir, &["rm", "orphan"]);
     let notes = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(ok(out), "orphan\n");
@@ -177,6 +190,7 @@ fn rm_of_a_network_whose_file_another_tool_removed_takes_what_it_left() {
     assert!(notes.contains("removed /var/lib/cni/networks/orphan"), "{notes}");
     assert!(rcni_tests::link(None, &bridge).is_none(), "the bridge is gone");
     assert!(!Path::new("/var/lib/cni/networks/orphan").exists());
+    assert!(orphan_findings().is_empty());
     // nothing left to take: the name is unknown again, and a name that cannot be a network is
     // refused as before
     assert!(err(net(dir, &["rm", "orphan"])).contains("not found"));

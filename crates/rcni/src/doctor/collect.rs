@@ -104,10 +104,12 @@ fn nft_objects() -> Result<Vec<NftObject>, NftProblem> {
         }
     }
     // rules that belong to one attachment: the firewall's references to its bridge's isolation
-    // policy, bridge's spoof check
+    // policy, bridge's spoof check; and the rules that belong to one network: its masquerade
+    // jump (`rcni masq net=<name>`)
     for (family, name, table, chain) in [
         (Family::Inet, "inet", plugins::firewall::nftables::TABLE, "members"),
         (Family::Bridge, "bridge", plugins::bridge::spoofchk::TABLE, "prerouting"),
+        (Family::Inet, "inet", netkit::masq::TABLE, "postrouting"),
     ] {
         for r in nft.rules(family, table, chain).map_err(problem)? {
             if let Some(comment) = r.comment {

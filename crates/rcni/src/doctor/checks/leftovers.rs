@@ -250,6 +250,36 @@ pub fn nft_objects(f: &Facts) -> Vec<Finding> {
         .collect()
 }
 
+/// Networks with no configuration file whose masquerade objects stay in nftables (`rcni masq
+/// net=<name>` rules): another tool removed the file without running the plugins, as `podman
+/// network rm` does. `rcni network rm NAME` removes what such a network left.
+pub fn fileless_networks(f: &Facts) -> Vec<Finding> {
+    let Ok(objects) = &f.nft else { return Vec::new() };
+    let mut names: Vec<&str> = Vec::new();
+    for o in objects {
+        let Some(net) = o.comment.strip_prefix("rcni masq net=") else { continue };
+        let cached = f.cache.as_ref().is_ok_and(|c| c.iter().any(|a| a.network == net));
+        if !f.networks.iter().any(|n| n.name == net)
+            && !f.files.iter().any(|x| x.name.as_deref() == Some(net))
+            && !cached
+            && !names.contains(&net)
+        {
+            names.push(net);
+        }
+    }
+    names
+        .into_iter()
+        .map(|net| {
+            finding(
+                Warning,
+                id::NFT_OBJECTS,
+                format!("network {net} has no configuration file in {}, but its masquerade chain and sets stay in nftables (inet {}): its file was removed without running its plugins (as podman network rm does)", f.conf_dir.display(), netkit::masq::TABLE),
+                Some(format!("{} {net}", rcni(f, "network rm"))),
+            )
+        })
+        .collect()
+}
+
 pub fn links(f: &Facts) -> Vec<Finding> {
     let links = match &f.links {
         Ok(l) => l,
@@ -398,6 +428,26 @@ mod tests {
 
     fn element(family: &'static str, table: &str, set: &str, key: Vec<u8>, comment: String) -> NftObject {
         NftObject { family, table: table.into(), place: NftPlace::Element { set: set.into(), key }, comment }
+    }
+
+    #[test]
+    fn networks_whose_file_is_gone_but_masquerade_stays() {
+        let mut f = node(vec![bridge("a", "10.161.0.0/24", "1.0.0")]);
+        f.cache = Ok(vec![attachment("cached", "c1", "eth0")]);
+        let rule = |net: &str, handle| NftObject {
+            family: "inet",
+            table: "rcni".into(),
+            place: NftPlace::Rule { chain: "postrouting".into(), handle },
+            comment: format!("rcni masq net={net}"),
+        };
+        f.nft = Ok(vec![rule("a", 1), rule("gone", 2), rule("gone", 3), rule("cached", 4)]);
+        let r = fileless_networks(&f);
+        let got: Vec<(&str, Option<&str>)> = r.iter().map(|x| (x.what.as_str(), x.fix.as_deref())).collect();
+        assert_eq!(got.len(), 1, "only the network with neither file nor attachments: {got:?}");
+        assert!(got[0].0.starts_with("network gone has no configuration file in "), "{}", got[0].0);
+        assert!(got[0].1.unwrap().starts_with("rcni network rm") && got[0].1.unwrap().ends_with(" gone"), "{:?}", got[0].1);
+        assert_eq!((r[0].severity, r[0].check), (Warning, "nftables-objects"));
+        assert!(nft_objects(&f).is_empty(), "network rules are no attachment's leftovers");
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub fn all(f: &Facts) -> Vec<Finding> {
     out.extend(leftovers::attachments(f));
     out.extend(leftovers::leases(f));
     out.extend(leftovers::nft_objects(f));
+    out.extend(leftovers::fileless_networks(f));
     out.extend(leftovers::links(f));
     out.extend(permissions::modes(f));
     if let Some(first) = f.unreadable.first() {
