@@ -314,6 +314,16 @@ fn ensure_device_refuses_a_foreign_link_and_fixes_a_wrong_vxlan() {
     run_ok("ip", &["-n", n, "link", "set", "flannel.7", "mtu", "1300"]);
     let again = vxlan::ensure_device(&mut nl, &cfg).unwrap();
     assert_eq!((again.index, again.mtu), (link.index, 1450));
+    // an address, then another one (a new subnet lease): only the new one stays
+    let mut addressed = cfg.clone();
+    addressed.address = Some("10.134.50.0/32".parse().unwrap());
+    vxlan::ensure_device(&mut nl, &addressed).unwrap();
+    addressed.address = Some("10.134.51.0/32".parse().unwrap());
+    let again = vxlan::ensure_device(&mut nl, &addressed).unwrap();
+    assert_eq!(again.index, link.index);
+    let addrs = run_ok("ip", &["-n", n, "-4", "-o", "addr", "show", "dev", "flannel.7"]);
+    assert!(addrs.contains("inet 10.134.51.0/32") && !addrs.contains("10.134.50.0"), "{addrs}");
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
     // IANA's port when asked for
     let mut iana = cfg.clone();
     iana.port = 4789;

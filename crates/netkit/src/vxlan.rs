@@ -51,7 +51,8 @@ pub struct DeviceConfig {
     /// the VTEP MAC that the node published.
     pub mac: Option<[u8; 6]>,
     /// An address for the device (flannel gives it the node subnet's `.0/32`), so that the
-    /// node's own packets to remote pods leave with a source in its subnet.
+    /// node's own packets to remote pods leave with a source in its subnet. It is made the
+    /// device's only IPv4 address (`None`: addresses are left as they are).
     pub address: Option<Ipv4Net>,
 }
 
@@ -101,8 +102,8 @@ pub fn mismatch(link: &Link, cfg: &DeviceConfig) -> Option<String> {
 /// address, underlay, port, learning or fixed MAC differ is deleted and made again (as flannel
 /// does: these cannot be changed in place, and the peers' entries are programmed again by the
 /// next [`apply`]); a link of that name of another kind is an error (it is not ours to delete).
-/// Then the MTU is set, the address added when missing and the device set up. Returns the link
-/// as it is now.
+/// Then the MTU is set, the address (when configured) made the device's only IPv4 address, and
+/// the device set up. Returns the link as it is now.
 pub fn ensure_device(nl: &mut Netlink, cfg: &DeviceConfig) -> Result<Link> {
     let op = || format!("setting up vxlan device {}", cfg.name);
     let mtu = match cfg.mtu {
@@ -145,7 +146,11 @@ pub fn ensure_device(nl: &mut Netlink, cfg: &DeviceConfig) -> Result<Link> {
         nl.set_mtu(link.index, mtu)?;
     }
     if let Some(a) = cfg.address {
+        // the one IPv4 address: one of an earlier subnet lease goes (as flannel does)
         let have = nl.addrs(Some(link.index), Some(false))?;
+        for h in have.iter().filter(|h| h.addr != IpNet::V4(a)) {
+            nl.del_addr(link.index, h.addr)?;
+        }
         if !have.iter().any(|h| h.addr == IpNet::V4(a)) {
             nl.add_addr(link.index, IpNet::V4(a), AddrFlags::default())?;
         }
