@@ -279,6 +279,33 @@ fn three_nodes_over_vxlan_join_change_and_leave() {
     assert_programmed(&nodes[0], &[&new2]);
     assert!(pings(&nodes[0], 2), "node 1's pod reaches node 2's through the new VTEP MAC");
 
+    // node 3 moves to another public IP, keeping its VTEP MAC: its device is made again with the
+    // new local address; node 2 only repoints the FDB entry, and the pods reach each other again
+    let n3 = &mut nodes[2];
+    // (the old one first: deleting a primary address takes its secondaries along)
+    n3.ip(&["addr", "del", "10.133.0.3/24", "dev", "eth0"]);
+    n3.ip(&["addr", "add", "10.133.0.33/24", "dev", "eth0"]);
+    let mut cfg = n3.config();
+    cfg.local = "10.133.0.33".parse().unwrap();
+    cfg.mac = Some(peers[2].vtep_mac);
+    let link = vxlan::ensure_device(&mut n3.nl, &cfg).unwrap();
+    assert_eq!(link.vxlan.unwrap().local, Some(cfg.local));
+    assert_eq!(link.mac, peers[2].vtep_mac.to_vec(), "the fixed MAC is kept");
+    let moved3 = Peer { public_ip: cfg.local, ..peers[2].clone() };
+    assert_eq!(nodes[2].apply(&[peers[0].clone(), new2.clone()]).len(), 6);
+    let n2 = &mut nodes[1];
+    let ops = n2.apply(&[peers[0].clone(), moved3.clone()]);
+    assert_eq!(
+        ops.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        [
+            format!("fdb del {} dst 10.133.0.3", mac_str(&moved3.vtep_mac)),
+            format!("fdb replace {} dst 10.133.0.33", mac_str(&moved3.vtep_mac)),
+        ]
+    );
+    assert_programmed(&nodes[1], &[&peers[0], &moved3]);
+    assert!(pings(&nodes[1], 3), "node 2's pod reaches node 3's at its new public IP");
+    assert!(pings(&nodes[2], 2));
+
     // everyone leaves: nothing of ours is left on the device
     let n1 = &mut nodes[0];
     assert_eq!(n1.apply(&[]).len(), 3);

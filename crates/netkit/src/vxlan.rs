@@ -161,7 +161,8 @@ pub fn ensure_device(nl: &mut Netlink, cfg: &DeviceConfig) -> Result<Link> {
     nl.link_by_index(link.index)
 }
 
-/// Another node, as the data plane needs it.
+/// Another node, as the data plane needs it (never the node itself: a peer with the node's own
+/// subnet would have its route replace the one to the local pods).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Peer {
     /// Its pod subnet.
