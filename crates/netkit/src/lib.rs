@@ -19,6 +19,7 @@ pub mod owner;
 pub mod sysctl;
 pub mod tun;
 pub mod udp;
+pub mod vxlan;
 
 pub use error::{Error, Result};
 pub use netlink::Netlink;

@@ -7,7 +7,7 @@ use crate::netns::NetNs;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan,
-    InfoPortData, InfoPortKind, InfoVeth, InfoVlan, InfoVrf, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoPortData, InfoPortKind, InfoVeth, InfoVlan, InfoVrf, InfoVxlan, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     MacVlanMode as NlMacVlanMode, State,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -47,6 +47,24 @@ pub struct Link {
     pub ipvlan_mode: Option<IpvlanMode>,
     /// For vlans: the VLAN ID.
     pub vlan_id: Option<u16>,
+    /// For vxlans: VNI, local address, underlay device, port, learning.
+    pub vxlan: Option<Vxlan>,
+}
+
+/// A vxlan device's settings (`ip -d link show`): what [`LinkKind::Vxlan`] creates and what the
+/// kernel reports back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vxlan {
+    /// The VXLAN network identifier (24 bits).
+    pub vni: u32,
+    /// The source address of encapsulated packets (`local`).
+    pub local: Option<std::net::Ipv4Addr>,
+    /// The underlay device (`dev`, `IFLA_VXLAN_LINK`).
+    pub underlay: Option<u32>,
+    /// The UDP destination port (`dstport`); 0 lets the kernel pick its default, 8472.
+    pub port: u16,
+    /// Learning of remote MACs from received packets (off for a control-plane-programmed FDB).
+    pub learning: bool,
 }
 
 impl Link {
@@ -119,6 +137,20 @@ impl Link {
                                         l.ipvlan_mode = IpvlanMode::from_netlink(*m);
                                     }
                                 }
+                            }
+                            LinkInfo::Data(InfoData::Vxlan(opts)) => {
+                                let mut v = Vxlan { vni: 0, local: None, underlay: None, port: 0, learning: true };
+                                for o in opts {
+                                    match o {
+                                        InfoVxlan::Id(id) => v.vni = *id,
+                                        InfoVxlan::Local(a) => v.local = Some(*a),
+                                        InfoVxlan::Link(i) => v.underlay = Some(*i).filter(|i| *i != 0),
+                                        InfoVxlan::Port(p) => v.port = *p,
+                                        InfoVxlan::Learning(b) => v.learning = *b,
+                                        _ => {}
+                                    }
+                                }
+                                l.vxlan = Some(v);
                             }
                             LinkInfo::Data(InfoData::Vlan(opts)) => {
                                 for o in opts {
@@ -233,6 +265,9 @@ pub enum LinkKind<'a> {
         table: u32,
     },
     Ifb,
+    /// A point-to-multipoint vxlan device without a multicast group: its FDB says where each
+    /// MAC's VTEP is (`ip link add … type vxlan id VNI local IP dev DEV dstport PORT nolearning`).
+    Vxlan(Vxlan),
 }
 
 /// ipvlan modes.
@@ -336,6 +371,18 @@ impl<'a> LinkSpec<'a> {
             LinkKind::Dummy => (InfoKind::Dummy, None),
             LinkKind::Vrf { table } => (InfoKind::Vrf, Some(InfoData::Vrf(vec![InfoVrf::TableId(*table)]))),
             LinkKind::Ifb => (InfoKind::Ifb, None),
+            LinkKind::Vxlan(v) => {
+                let mut data = vec![InfoVxlan::Id(v.vni)];
+                if let Some(a) = v.local {
+                    data.push(InfoVxlan::Local(a));
+                }
+                if let Some(i) = v.underlay {
+                    data.push(InfoVxlan::Link(i));
+                }
+                data.push(InfoVxlan::Port(v.port));
+                data.push(InfoVxlan::Learning(v.learning));
+                (InfoKind::Vxlan, Some(InfoData::Vxlan(data)))
+            }
         };
         let mut info = vec![LinkInfo::Kind(kind)];
         if let Some(d) = data {
@@ -358,6 +405,7 @@ impl LinkKind<'_> {
             LinkKind::Dummy => "dummy",
             LinkKind::Vrf { .. } => "vrf",
             LinkKind::Ifb => "ifb",
+            LinkKind::Vxlan(_) => "vxlan",
         }
     }
 
@@ -817,6 +865,26 @@ mod tests {
         assert!(!back.attributes.iter().any(|a| matches!(a, LinkAttribute::Link(_))));
         // IFLA_LINKINFO holds exactly IFLA_INFO_KIND: 4 + 4 + "dummy\0" padded to 8 = 16 bytes
         assert!(contains(&bytes, &[16, 0, 18, 0, 10, 0, 1, 0]));
+    }
+
+    /// IFLA_INFO_DATA of a vxlan (include/uapi/linux/if_link.h): IFLA_VXLAN_ID (1, u32),
+    /// IFLA_VXLAN_LINK (3, u32), IFLA_VXLAN_LOCAL (4, 4 bytes), IFLA_VXLAN_LEARNING (7, u8),
+    /// IFLA_VXLAN_PORT (15, u16 in network byte order).
+    #[test]
+    fn vxlan_message() {
+        let v = Vxlan { vni: 1, local: Some("10.131.0.1".parse().unwrap()), underlay: Some(3), port: 8472, learning: false };
+        let mut spec = LinkSpec::new("flannel.1", LinkKind::Vxlan(v));
+        spec.mtu = Some(1450);
+        let (bytes, back) = round_trip(&spec.message());
+        assert!(contains(&bytes, b"vxlan\0"));
+        assert!(contains(&bytes, &[8, 0, 1, 0, 1, 0, 0, 0]), "IFLA_VXLAN_ID 1");
+        assert!(contains(&bytes, &[8, 0, 3, 0, 3, 0, 0, 0]), "IFLA_VXLAN_LINK 3");
+        assert!(contains(&bytes, &[8, 0, 4, 0, 10, 131, 0, 1]), "IFLA_VXLAN_LOCAL");
+        assert!(contains(&bytes, &[5, 0, 7, 0, 0]), "IFLA_VXLAN_LEARNING 0");
+        assert!(contains(&bytes, &[6, 0, 15, 0, 0x21, 0x18]), "IFLA_VXLAN_PORT 8472, big-endian");
+        let l = Link::from_message(&back);
+        assert_eq!(l.vxlan, Some(v));
+        assert_eq!(l.mtu, 1450);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod addr;
 mod link;
+mod neigh;
 mod route;
 mod rule;
 mod tc;
@@ -15,8 +16,9 @@ mod tc;
 pub use addr::{address_message, AddrFlags, Address};
 pub use link::{
     bridge_vlan_message, format_mac, is_unknown_link_kind, master_message, move_message, parse_mac, vrf_probe_message, BridgePortOpts,
-    IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode, VethPeer,
+    IpvlanMode, Link, LinkKind, LinkSpec, MacvlanMode, VethPeer, Vxlan,
 };
+pub use neigh::{fdb_message, neighbour_message, FdbEntry, Neighbour, NTF_SELF, NUD_PERMANENT};
 pub use route::{NextHop, Route, RouteSpec, RouteTable};
 pub use rule::Rule;
 pub use tc::{

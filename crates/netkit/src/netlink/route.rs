@@ -5,7 +5,7 @@ use crate::error::Result;
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteMetric, RouteNextHop, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::IpAddr;
@@ -57,6 +57,9 @@ pub struct RouteSpec {
     pub multipath: Vec<NextHop>,
     /// `RTPROT_*` (default: boot, as `ip route add`).
     pub protocol: u8,
+    /// `RTNH_F_ONLINK` (`ip route add … onlink`): the gateway is taken to be on the link of
+    /// `oif` even when no address of that link covers it (overlay routes via a peer's VTEP).
+    pub onlink: bool,
 }
 
 impl RouteSpec {
@@ -73,7 +76,14 @@ impl RouteSpec {
             advmss: None,
             multipath: Vec::new(),
             protocol: 3,
+            onlink: false,
         }
+    }
+
+    /// Marks the gateway as on the link (`onlink`).
+    pub fn onlink(mut self) -> Self {
+        self.onlink = true;
+        self
     }
 
     pub fn via(mut self, gw: IpAddr) -> Self {
@@ -96,6 +106,9 @@ impl RouteSpec {
         h.destination_prefix_length = self.dst.prefix_len();
         h.protocol = RouteProtocol::from(self.protocol);
         h.kind = RouteType::Unicast;
+        if self.onlink {
+            h.flags |= RouteFlags::Onlink;
+        }
         h.scope = RouteScope::from(self.scope.unwrap_or(if has_gw { 0 } else { 253 }));
         // tables above 255 travel in RTA_TABLE, with RT_TABLE_COMPAT in the header
         h.table = if self.table < 256 { self.table as u8 } else { 252 };
@@ -161,6 +174,8 @@ pub struct Route {
     pub multipath: Vec<NextHop>,
     /// `RTN_*` (1 unicast, 2 local, …).
     pub kind: u8,
+    /// The kernel reports the (single) next hop as on-link (`RTNH_F_ONLINK`).
+    pub onlink: bool,
 }
 
 fn addr_of(a: &RouteAddress) -> Option<IpAddr> {
@@ -184,6 +199,7 @@ impl Route {
         s.src = self.src;
         s.multipath = self.multipath.clone();
         s.protocol = self.protocol;
+        s.onlink = self.onlink;
         s
     }
 
@@ -201,6 +217,7 @@ impl Route {
             src: None,
             multipath: Vec::new(),
             kind: u8::from(m.header.kind),
+            onlink: m.header.flags.contains(RouteFlags::Onlink),
         };
         for a in &m.attributes {
             match a {
@@ -296,6 +313,9 @@ fn describe(verb: &str, r: &RouteSpec) -> String {
     if let Some(o) = r.oif {
         s.push_str(&format!(" dev #{o}"));
     }
+    if r.onlink {
+        s.push_str(" onlink");
+    }
     if r.table != 254 {
         s.push_str(&format!(" table {}", r.table));
     }
@@ -321,6 +341,21 @@ mod tests {
         assert!(m.attributes.contains(&RouteAttribute::Table(1000)));
         // host bits are cleared
         assert_eq!(RouteSpec::new("10.9.3.4/16".parse().unwrap()).dst.to_string(), "10.9.0.0/16");
+    }
+
+    #[test]
+    fn onlink_flag() {
+        let r = RouteSpec::new("10.132.2.0/24".parse().unwrap()).via("10.132.2.0".parse().unwrap()).dev(4).onlink();
+        let m = r.message();
+        assert!(m.header.flags.contains(RouteFlags::Onlink));
+        assert_eq!(m.header.scope, RouteScope::Universe);
+        let back = Route::from_message(&m).unwrap();
+        assert!(back.onlink);
+        let mut want = r.clone();
+        want.scope = Some(0);
+        assert_eq!(back.to_spec(254), want);
+        assert!(!RouteSpec::new("10.132.2.0/24".parse().unwrap()).message().header.flags.contains(RouteFlags::Onlink));
+        assert_eq!(describe("adding", &r), "adding route 10.132.2.0/24 via 10.132.2.0 dev #4 onlink");
     }
 
     #[test]
