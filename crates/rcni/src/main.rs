@@ -12,6 +12,7 @@ mod exit;
 mod gc_cmd;
 mod install;
 mod netns_cmd;
+mod node;
 mod network;
 mod oci_hook;
 mod ps_cmd;
