@@ -7,6 +7,7 @@
 
 mod backend;
 mod etcd;
+mod masq;
 mod model;
 
 use clap::{Args, Subcommand};
@@ -80,6 +81,9 @@ pub struct RunArgs {
     /// instead of leaving it to expire
     #[arg(long)]
     release_on_exit: bool,
+    /// Do not masquerade pods' traffic leaving the cluster network (FLANNEL_IPMASQ=false)
+    #[arg(long)]
+    no_ip_masq: bool,
 }
 
 #[derive(Args)]
@@ -253,7 +257,11 @@ fn agent(a: RunArgs) -> Result<i32, String> {
     let mtu = backend.mtu();
     let list = model::conflist(NETWORK, BRIDGE, own, cfg.network, mtu);
     write_file(&a.conf_dir.join(format!("10-{NETWORK}.conflist")), &serde_json::to_string_pretty(&list).expect("json"))?;
-    write_file(&a.subnet_file, &model::subnet_env(cfg.network, own, mtu, false))?;
+    let masq = !a.no_ip_masq;
+    if masq {
+        masq::setup(own, cfg.network)?;
+    }
+    write_file(&a.subnet_file, &model::subnet_env(cfg.network, own, mtu, masq))?;
     if let Err(e) = netkit::sysctl::write("net.ipv4.ip_forward", "1") {
         log!("enabling net.ipv4.ip_forward: {e}");
     }
