@@ -299,6 +299,15 @@ fn host_gw_cluster() {
     etcdctl(&["del", &format!("{PREFIX}/subnets/10.245.200.0-24")]);
     assert!(eventually(2, || nodes.iter().all(|n| !n.routes().contains("10.245.200.0/24"))), "deleted lease still routed");
     eprintln!("node: deleted lease unrouted in {:?}", t.elapsed());
+    // host-gw cannot reach a peer off the underlay's subnets: said so, and no route
+    etcdctl(&["put", &format!("{PREFIX}/subnets/10.245.201.0-24"), r#"{"PublicIP":"192.0.2.50","BackendType":"host-gw"}"#]);
+    assert!(
+        eventually(3, || nodes[0].logs().contains("peer 10.245.201.0/24: host-gw needs every node on one L2 segment: 192.0.2.50 is on no subnet of eth0 (10.230.0.0/24)")),
+        "{}",
+        nodes[0].logs()
+    );
+    assert!(!nodes[0].routes().contains("10.245.201.0/24"));
+    etcdctl(&["del", &format!("{PREFIX}/subnets/10.245.201.0-24")]);
     all_ping(&pods);
 
     // --release-on-exit: SIGTERM revokes node3's lease; the others drop its route within 2 s

@@ -165,7 +165,10 @@ fn ensure_config(c: &Client, prefix: &str, want: &Config) -> Result<Result<Confi
     }
 }
 
-fn subnets(c: &Client, prefix: &str) -> Result<(BTreeMap<Ipv4Net, (etcd::Kv, LeaseValue)>, i64), String> {
+/// The leases under `<prefix>/subnets/` by subnet, with their stored keys.
+type Leases = BTreeMap<Ipv4Net, (etcd::Kv, LeaseValue)>;
+
+fn subnets(c: &Client, prefix: &str) -> Result<(Leases, i64), String> {
     let (kvs, rev) = c.list(&model::subnets_prefix(prefix))?;
     let mut m = BTreeMap::new();
     for kv in kvs {
