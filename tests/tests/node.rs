@@ -123,7 +123,10 @@ fn all_logs(nodes: &[Node]) -> String {
 
 fn ls_json(node: &Node) -> Vec<Value> {
     let out = String::from_utf8_lossy(
-        &node.ns.exec(&[rcni_bin().to_str().unwrap(), "node", "ls", "--etcd-endpoints", ETCD, "--prefix", PREFIX, "--format", "json"]).stdout,
+        &node
+            .ns
+            .exec(&[rcni_bin().to_str().unwrap(), "node", "ls", "--etcd-endpoints", ETCD, "--prefix", PREFIX, "--format", "json"])
+            .stdout,
     )
     .into_owned();
     serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("node ls: {e}: {out}")).as_array().cloned().unwrap_or_default()
@@ -188,7 +191,8 @@ fn host_gw_cluster() {
         std::fs::read_to_string(nodes[0].env_file()).unwrap(),
         format!("FLANNEL_NETWORK=10.245.0.0/16\nFLANNEL_SUBNET={gw0}\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n")
     );
-    let list: Value = serde_json::from_str(&std::fs::read_to_string(nodes[0].conf_dir().join("10-rcni-cluster.conflist")).unwrap()).unwrap();
+    let list: Value =
+        serde_json::from_str(&std::fs::read_to_string(nodes[0].conf_dir().join("10-rcni-cluster.conflist")).unwrap()).unwrap();
     assert_eq!(list["name"], "rcni-cluster");
     assert_eq!(list["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], subnets[0].as_str());
     let lease = etcdctl(&["get", "--print-value-only", &format!("{PREFIX}/subnets/{}", subnets[1].replace('/', "-"))]);
@@ -199,11 +203,17 @@ fn host_gw_cluster() {
     assert_eq!(ls.len(), 3, "{ls:?}");
     for (i, n) in nodes.iter().enumerate() {
         let e = ls.iter().find(|e| e["node"] == n.ns.name.as_str()).unwrap_or_else(|| panic!("{} missing: {ls:?}", n.ns.name));
-        assert_eq!((e["subnet"].as_str().unwrap(), e["publicIP"].as_str().unwrap(), e["backend"].as_str().unwrap()), (subnets[i].as_str(), n.ip.as_str(), "host-gw"));
+        assert_eq!(
+            (e["subnet"].as_str().unwrap(), e["publicIP"].as_str().unwrap(), e["backend"].as_str().unwrap()),
+            (subnets[i].as_str(), n.ip.as_str(), "host-gw")
+        );
         let ttl = e["ttl"].as_i64().unwrap();
         assert!((1..=10).contains(&ttl), "ttl {ttl}");
     }
-    let table = String::from_utf8_lossy(&nodes[1].ns.exec(&[rcni_bin().to_str().unwrap(), "node", "ls", "--etcd-endpoints", ETCD, "--prefix", PREFIX]).stdout).into_owned();
+    let table = String::from_utf8_lossy(
+        &nodes[1].ns.exec(&[rcni_bin().to_str().unwrap(), "node", "ls", "--etcd-endpoints", ETCD, "--prefix", PREFIX]).stdout,
+    )
+    .into_owned();
     let mut lines = table.lines();
     assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NODE", "SUBNET", "PUBLIC", "IP", "BACKEND", "EXPIRES"]);
     assert_eq!(lines.filter(|l| l.contains("host-gw") && l.trim_end().ends_with('s')).count(), 3, "{table}");
@@ -211,7 +221,9 @@ fn host_gw_cluster() {
     // each node routes the other two subnets via their public IPs
     let t = Instant::now();
     assert!(
-        eventually(5, || (0..3).all(|i| (0..3).filter(|j| *j != i).all(|j| nodes[i].routes().contains(&format!("{} via {} dev eth0", subnets[j], nodes[j].ip))))),
+        eventually(5, || (0..3).all(|i| (0..3)
+            .filter(|j| *j != i)
+            .all(|j| nodes[i].routes().contains(&format!("{} via {} dev eth0", subnets[j], nodes[j].ip))))),
         "routes missing: {:?}\n{}",
         nodes.iter().map(Node::routes).collect::<Vec<_>>(),
         all_logs(&nodes)
@@ -222,10 +234,19 @@ fn host_gw_cluster() {
     let mut pods = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         let pod = TestNetns::new(&format!("rn-pod{}", i + 1));
-        let out = n.ns.exec(&[rcni_bin().to_str().unwrap(), "attach", &pod.name, "-n", "rcni-cluster", "--conf-dir", n.conf_dir().to_str().unwrap()]);
+        let out = n.ns.exec(&[
+            rcni_bin().to_str().unwrap(),
+            "attach",
+            &pod.name,
+            "-n",
+            "rcni-cluster",
+            "--conf-dir",
+            n.conf_dir().to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "attach on {}: {}", n.ns.name, String::from_utf8_lossy(&out.stderr));
         let addr = String::from_utf8_lossy(&pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).into_owned();
-        let ip = addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
+        let ip =
+            addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
         assert!(ip.starts_with(subnets[i].trim_end_matches("0/24")), "{ip} not in {}", subnets[i]);
         pods.push((pod, ip));
     }
@@ -272,9 +293,27 @@ fn host_gw_cluster() {
 
     // a config that contradicts the cluster's is refused, with the way out
     let out = nodes[0].ns.exec(&[
-        rcni_bin().to_str().unwrap(), "node", "run", "--etcd-endpoints", ETCD, "--node-name", "x", "--public-ip", "10.230.0.1",
-        "--network-cidr", "10.99.0.0/16", "--backend", "host-gw", "--prefix", PREFIX, "--state-dir", tmp.path().join("x").to_str().unwrap(),
-        "--conf-dir", tmp.path().join("x").to_str().unwrap(), "--subnet-file", tmp.path().join("x/env").to_str().unwrap(),
+        rcni_bin().to_str().unwrap(),
+        "node",
+        "run",
+        "--etcd-endpoints",
+        ETCD,
+        "--node-name",
+        "x",
+        "--public-ip",
+        "10.230.0.1",
+        "--network-cidr",
+        "10.99.0.0/16",
+        "--backend",
+        "host-gw",
+        "--prefix",
+        PREFIX,
+        "--state-dir",
+        tmp.path().join("x").to_str().unwrap(),
+        "--conf-dir",
+        tmp.path().join("x").to_str().unwrap(),
+        "--subnet-file",
+        tmp.path().join("x/env").to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -302,7 +341,9 @@ fn host_gw_cluster() {
     // host-gw cannot reach a peer off the underlay's subnets: said so, and no route
     etcdctl(&["put", &format!("{PREFIX}/subnets/10.245.201.0-24"), r#"{"PublicIP":"192.0.2.50","BackendType":"host-gw"}"#]);
     assert!(
-        eventually(3, || nodes[0].logs().contains("peer 10.245.201.0/24: host-gw needs every node on one L2 segment: 192.0.2.50 is on no subnet of eth0 (10.230.0.0/24)")),
+        eventually(3, || nodes[0].logs().contains(
+            "peer 10.245.201.0/24: host-gw needs every node on one L2 segment: 192.0.2.50 is on no subnet of eth0 (10.230.0.0/24)"
+        )),
         "{}",
         nodes[0].logs()
     );
@@ -314,7 +355,11 @@ fn host_gw_cluster() {
     d.stop("rn-node3", "TERM");
     let t = Instant::now();
     let gone = format!("{} via", subnets[2]);
-    assert!(eventually(2, || nodes[..2].iter().all(|n| !n.routes().contains(&gone))), "released subnet still routed:\n{}", all_logs(&nodes));
+    assert!(
+        eventually(2, || nodes[..2].iter().all(|n| !n.routes().contains(&gone))),
+        "released subnet still routed:\n{}",
+        all_logs(&nodes)
+    );
     eprintln!("node: released subnet unrouted in {:?}", t.elapsed());
     let ls = ls_json(&nodes[0]);
     assert_eq!(ls.len(), 2, "{ls:?}");

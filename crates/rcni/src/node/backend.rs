@@ -87,7 +87,10 @@ impl HostGw {
 /// Why `gw` cannot be a host-gw next hop, or None when it is on one of `connected`.
 pub fn not_on_link(gw: Ipv4Addr, connected: &[Ipv4Net], dev: &str) -> Option<String> {
     (!connected.iter().any(|n| n.contains(&gw))).then(|| {
-        format!("host-gw needs every node on one L2 segment: {gw} is on no subnet of {dev} ({}); use the vxlan backend", connected.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", "))
+        format!(
+            "host-gw needs every node on one L2 segment: {gw} is on no subnet of {dev} ({}); use the vxlan backend",
+            connected.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+        )
     })
 }
 
@@ -139,7 +142,11 @@ impl Backend for HostGw {
                 Err(e) => errs.push(format!("route {s} via {g}: {e}")),
             }
         }
-        if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
     }
 }
 

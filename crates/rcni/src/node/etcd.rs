@@ -81,7 +81,10 @@ fn connect(url: &str, path: &str, body: &str) -> Result<TcpStream, String> {
     let addr = hp.to_socket_addrs().map_err(|e| format!("{hp}: {e}"))?.next().ok_or_else(|| format!("{hp}: no address"))?;
     let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| format!("{url}: {e}"))?;
     s.set_read_timeout(Some(IO_TIMEOUT)).and_then(|_| s.set_write_timeout(Some(IO_TIMEOUT))).map_err(|e| e.to_string())?;
-    let req = format!("POST {path} HTTP/1.1\r\nHost: {hp}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hp}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     s.write_all(req.as_bytes()).map_err(|e| format!("{url}{path}: {e}"))?;
     Ok(s)
 }
@@ -148,7 +151,8 @@ fn post_one(url: &str, path: &str, body: &Value) -> Result<Value, String> {
 
 impl Client {
     pub fn new(endpoints: &str) -> Result<Client, String> {
-        let endpoints: Vec<String> = endpoints.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
+        let endpoints: Vec<String> =
+            endpoints.split(',').map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()).collect();
         if endpoints.is_empty() {
             return Err("no etcd endpoint".into());
         }
@@ -236,7 +240,13 @@ impl Client {
     /// Watches every key under `prefix` from `revision`, calling `on` with each batch of events
     /// until `on` returns false, `stop()` is true (checked each second), or the watch is lost
     /// (error, EOF, compaction: an Err, after which the caller resyncs).
-    pub fn watch(&self, prefix: &str, revision: i64, stop: &dyn Fn() -> bool, on: &mut dyn FnMut(Vec<Event>, i64) -> bool) -> Result<(), String> {
+    pub fn watch(
+        &self,
+        prefix: &str,
+        revision: i64,
+        stop: &dyn Fn() -> bool,
+        on: &mut dyn FnMut(Vec<Event>, i64) -> bool,
+    ) -> Result<(), String> {
         let body = json!({"create_request": {"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix)), "start_revision": revision.to_string()}});
         let mut last_err = String::new();
         let mut stream = None;
@@ -308,7 +318,11 @@ impl Client {
                         a.iter()
                             .map(|e| {
                                 let k = kv(&e["kv"]);
-                                if e["type"].as_str() == Some("DELETE") { Event::Delete(k.key) } else { Event::Put(k) }
+                                if e["type"].as_str() == Some("DELETE") {
+                                    Event::Delete(k.key)
+                                } else {
+                                    Event::Put(k)
+                                }
                             })
                             .collect()
                     })

@@ -30,3 +30,23 @@ pub fn setup(own: Ipv4Net, cluster: Ipv4Net) -> Result<(), String> {
     let mut nft = Nft::new().map_err(|e| e.to_string())?;
     nft.commit(&batch(own, cluster)).map_err(|e| format!("masquerade rules: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netkit::nft::FakeNft;
+
+    #[test]
+    fn masquerades_only_what_leaves_the_cluster() {
+        let mut nft = FakeNft::new();
+        let b = batch("10.245.3.0/24".parse().unwrap(), "10.245.0.0/16".parse().unwrap());
+        nft.commit(&b).unwrap();
+        // twice: a restarted agent rewrites the chain, it does not add to it
+        nft.commit(&b).unwrap();
+        let rules = nft.rule_texts(Family::Inet, TABLE, CHAIN);
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        eprintln!("{rules:#?}");
+        assert!(rules[0].contains("10.245.3.0/24") && rules[0].contains("224.0.0.0/4") && rules[0].contains("return"), "{}", rules[0]);
+        assert!(rules[1].contains("10.245.3.0/24") && rules[1].contains("!= 10.245.0.0/16") && rules[1].contains("masquerade"), "{}", rules[1]);
+    }
+}

@@ -189,7 +189,9 @@ fn subnets(c: &Client, prefix: &str) -> Result<(Leases, i64), String> {
 fn claim(c: &Client, prefix: &str, cfg: &Config, me: &LeaseValue, previous: Option<Ipv4Net>, lease: i64) -> Result<Ipv4Net, String> {
     for _ in 0..20 {
         let (taken, _) = subnets(c, prefix)?;
-        let mine = taken.iter().find(|(s, (_, v))| v.public_ip == me.public_ip && (v.node_name == me.node_name || v.node_name.is_empty()) && cfg.network.contains(*s));
+        let mine = taken.iter().find(|(s, (_, v))| {
+            v.public_ip == me.public_ip && (v.node_name == me.node_name || v.node_name.is_empty()) && cfg.network.contains(*s)
+        });
         if let Some((s, (kv, _))) = mine {
             if c.replace(&kv.key, kv.mod_revision, &me.to_json(), lease)? {
                 return Ok(*s);
@@ -241,7 +243,12 @@ fn agent(a: RunArgs) -> Result<i32, String> {
     let previous = std::fs::read_to_string(&state).ok().and_then(|s| s.trim().parse().ok());
 
     let Some(lease) = retry("granting a lease", || c.grant(a.lease_ttl)) else { return Ok(0) };
-    let mut me = LeaseValue { public_ip: a.public_ip, backend_type: backend.kind().into(), backend_data: serde_json::Value::Null, node_name: a.node_name.clone() };
+    let mut me = LeaseValue {
+        public_ip: a.public_ip,
+        backend_type: backend.kind().into(),
+        backend_data: serde_json::Value::Null,
+        node_name: a.node_name.clone(),
+    };
     let Some(own) = retry("claiming a subnet", || claim(&c, &a.prefix, &cfg, &me, previous, lease)) else { return Ok(0) };
     // the backend's data (vxlan's VTEP MAC) is known once the device exists: written afterwards
     me.backend_data = backend.init(own)?;
@@ -276,7 +283,7 @@ fn agent(a: RunArgs) -> Result<i32, String> {
     };
 
     // resync, then watch; after a lost watch, resync again
-        let mut failures = 0;
+    let mut failures = 0;
     while !stopping() {
         let (mut peers, rev): (BTreeMap<Ipv4Net, LeaseValue>, i64) = match subnets(&c, &a.prefix) {
             Ok((m, rev)) => {
@@ -394,7 +401,13 @@ fn ls(a: LsArgs) -> Result<i32, String> {
             Some(t) if t <= 0 => "expired".to_string(),
             Some(t) => format!("{t}s"),
         };
-        rows.push([if v.node_name.is_empty() { "-".into() } else { v.node_name.clone() }, s.to_string(), v.public_ip.to_string(), v.backend_type.clone(), exp]);
+        rows.push([
+            if v.node_name.is_empty() { "-".into() } else { v.node_name.clone() },
+            s.to_string(),
+            v.public_ip.to_string(),
+            v.backend_type.clone(),
+            exp,
+        ]);
     }
     if a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));

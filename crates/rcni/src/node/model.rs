@@ -146,7 +146,12 @@ pub fn peers(leases: &BTreeMap<Ipv4Net, LeaseValue>, own: Ipv4Net) -> Vec<Peer> 
     leases
         .iter()
         .filter(|(s, _)| **s != own)
-        .map(|(s, v)| Peer { subnet: *s, public_ip: v.public_ip, backend_type: v.backend_type.clone(), backend_data: v.backend_data.clone() })
+        .map(|(s, v)| Peer {
+            subnet: *s,
+            public_ip: v.public_ip,
+            backend_type: v.backend_type.clone(),
+            backend_data: v.backend_data.clone(),
+        })
         .collect()
 }
 
@@ -233,9 +238,17 @@ mod tests {
 
     #[test]
     fn lease_json() {
-        let v = LeaseValue { public_ip: "192.0.2.7".parse().unwrap(), backend_type: "vxlan".into(), backend_data: json!({"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}), node_name: "n1".into() };
+        let v = LeaseValue {
+            public_ip: "192.0.2.7".parse().unwrap(),
+            backend_type: "vxlan".into(),
+            backend_data: json!({"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}),
+            node_name: "n1".into(),
+        };
         let s = v.to_json();
-        assert_eq!(s, r#"{"PublicIP":"192.0.2.7","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"},"NodeName":"n1"}"#);
+        assert_eq!(
+            s,
+            r#"{"PublicIP":"192.0.2.7","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"},"NodeName":"n1"}"#
+        );
         assert_eq!(LeaseValue::parse(s.as_bytes()).unwrap(), v);
         // flannel's own value (no NodeName, null BackendData) reads
         let f = LeaseValue::parse(br#"{"PublicIP":"10.0.0.2","PublicIPv6":null,"BackendType":"host-gw","BackendData":null}"#).unwrap();
@@ -257,7 +270,15 @@ mod tests {
     fn peers_exclude_own() {
         let mut m = BTreeMap::new();
         for (s, ip) in [("10.244.1.0/24", "192.0.2.1"), ("10.244.2.0/24", "192.0.2.2")] {
-            m.insert(s.parse().unwrap(), LeaseValue { public_ip: ip.parse().unwrap(), backend_type: "host-gw".into(), backend_data: Value::Null, node_name: String::new() });
+            m.insert(
+                s.parse().unwrap(),
+                LeaseValue {
+                    public_ip: ip.parse().unwrap(),
+                    backend_type: "host-gw".into(),
+                    backend_data: Value::Null,
+                    node_name: String::new(),
+                },
+            );
         }
         let p = peers(&m, "10.244.1.0/24".parse().unwrap());
         assert_eq!(p.len(), 1);
@@ -268,7 +289,10 @@ mod tests {
     fn files_for_the_runtime() {
         let s = "10.244.3.0/24".parse().unwrap();
         let c = "10.244.0.0/16".parse().unwrap();
-        assert_eq!(subnet_env(c, s, 1500, true), "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n");
+        assert_eq!(
+            subnet_env(c, s, 1500, true),
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"
+        );
         let l = conflist("rcni-cluster", "cni-cluster", s, c, 1450);
         assert_eq!(l["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.244.3.0/24");
         assert_eq!(l["plugins"][0]["ipam"]["ranges"][0][0]["gateway"], "10.244.3.1");
