@@ -70,6 +70,11 @@ enum Command {
         #[command(subcommand)]
         cmd: crate::netns_cmd::NetnsCmd,
     },
+    /// Pods across nodes: the node agent (subnet leases in etcd, host-gw routes) and `ls`
+    Node {
+        #[command(subcommand)]
+        cmd: crate::node::NodeCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,6 +111,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
         Command::Cnitool { args } => crate::cnitool::main(&args),
         Command::Netns { cmd } => crate::netns_cmd::run(cmd),
+        Command::Node { cmd } => crate::node::run(cmd),
         Command::Dhcp { cmd: DhcpCmd::Daemon { flags } } => plugins::dhcp::daemon::main(&flags),
         Command::Network { cmd } => crate::network::run(cmd),
         Command::OciHook { cmd } => crate::oci_hook::run(cmd),

@@ -13,6 +13,7 @@ mod gc_cmd;
 mod install;
 mod netns_cmd;
 mod network;
+mod node;
 mod oci_hook;
 mod ps_cmd;
 mod runtime_env;
