@@ -2,8 +2,8 @@
 //!
 //! The agent owns everything about etcd and calls a [`Backend`] with the complete set of peers
 //! after every change (a full, idempotent apply: no diffs to get wrong across a lost watch).
-//! host-gw is here; vxlan (one device, neighbour + FDB + onlink route per peer) plugs in as
-//! another implementation chosen in [`for_kind`].
+//! host-gw and vxlan (one device, neighbour + FDB + onlink route per peer, `netkit::vxlan`),
+//! chosen in [`for_kind`].
 
 use super::model::Peer;
 use ipnet::{IpNet, Ipv4Net};
@@ -30,11 +30,87 @@ pub trait Backend {
 }
 
 /// The backend named on the command line.
-pub fn for_kind(kind: &str, iface: &str, public_ip: Ipv4Addr) -> Result<Box<dyn Backend>, String> {
+pub fn for_kind(kind: &str, iface: &str, public_ip: Ipv4Addr, vni: u32) -> Result<Box<dyn Backend>, String> {
     match kind {
         "host-gw" => Ok(Box::new(HostGw::new(iface, public_ip)?)),
-        "vxlan" => Err("the vxlan backend is not built in yet (use --backend host-gw)".into()),
+        "vxlan" => Ok(Box::new(Vxlan::new(iface, public_ip, vni)?)),
         other => Err(format!("unknown backend {other:?} (vxlan or host-gw)")),
+    }
+}
+
+/// vxlan, as flannel's: one device `flannel.<VNI>` over the underlay, and per peer a permanent
+/// neighbour (its subnet's `.0` → its VtepMAC), an FDB entry (VtepMAC → its public IP) and the
+/// route `subnet via .0 dev flannel.<VNI> onlink` — `netkit::vxlan` does the kernel part.
+pub struct Vxlan {
+    nl: Netlink,
+    cfg: netkit::vxlan::DeviceConfig,
+    mtu: u32,
+    /// The device's index once `init` made it.
+    index: Option<u32>,
+}
+
+impl Vxlan {
+    pub fn new(iface: &str, public_ip: Ipv4Addr, vni: u32) -> Result<Vxlan, String> {
+        let mut nl = Netlink::new().map_err(|e| e.to_string())?;
+        let (index, _, underlay_mtu) = underlay(&mut nl, iface, public_ip)?;
+        let mut cfg = netkit::vxlan::DeviceConfig::new(vni, public_ip, index);
+        // a MAC of the node's own (locally administered, from the VNI and the public IP): a
+        // device made again after a restart keeps the VtepMAC the node's lease publishes
+        let ip = public_ip.octets();
+        cfg.mac = Some([0x0e, (vni & 0xff) as u8, ip[0], ip[1], ip[2], ip[3]]);
+        Ok(Vxlan { nl, cfg, mtu: underlay_mtu.saturating_sub(netkit::vxlan::OVERHEAD), index: None })
+    }
+}
+
+/// A peer of the vxlan backend: its lease's VtepMAC (`BackendData`), when it has one.
+fn vxlan_peer(p: &Peer) -> Result<netkit::vxlan::Peer, String> {
+    if p.backend_type != "vxlan" {
+        return Err(format!("peer {}: backend {:?}, not vxlan", p.subnet, p.backend_type));
+    }
+    let mac = p.backend_data.get("VtepMAC").and_then(Value::as_str).unwrap_or_default();
+    let vtep_mac = netkit::netlink::parse_mac(mac).ok_or_else(|| format!("peer {}: no VtepMAC in its lease ({mac:?})", p.subnet))?;
+    Ok(netkit::vxlan::Peer { subnet: p.subnet, vtep_mac, public_ip: p.public_ip })
+}
+
+impl Backend for Vxlan {
+    fn kind(&self) -> &'static str {
+        "vxlan"
+    }
+
+    fn init(&mut self, own: Ipv4Net) -> Result<Value, String> {
+        self.cfg.address = Some(Ipv4Net::new(own.network(), 32).expect("a /32"));
+        let link = netkit::vxlan::ensure_device(&mut self.nl, &self.cfg).map_err(|e| e.to_string())?;
+        self.index = Some(link.index);
+        Ok(serde_json::json!({"VNI": self.cfg.vni, "VtepMAC": netkit::netlink::format_mac(&link.mac)}))
+    }
+
+    fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    fn apply(&mut self, peers: &[Peer]) -> Result<(), String> {
+        let index = self.index.ok_or("the vxlan device is not made yet")?;
+        let mut errs = Vec::new();
+        let mut want = Vec::new();
+        for p in peers {
+            match vxlan_peer(p) {
+                Ok(v) => want.push(v),
+                Err(e) => errs.push(e),
+            }
+        }
+        match netkit::vxlan::apply(&mut self.nl, index, &want) {
+            Ok(ops) => {
+                for op in ops {
+                    super::log!("vxlan: {op:?}");
+                }
+            }
+            Err(e) => errs.push(e.to_string()),
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("; "))
+        }
     }
 }
 

@@ -47,6 +47,10 @@ mod tests {
         assert_eq!(rules.len(), 2, "{rules:?}");
         eprintln!("{rules:#?}");
         assert!(rules[0].contains("10.245.3.0/24") && rules[0].contains("224.0.0.0/4") && rules[0].contains("return"), "{}", rules[0]);
-        assert!(rules[1].contains("10.245.3.0/24") && rules[1].contains("!= 10.245.0.0/16") && rules[1].contains("masquerade"), "{}", rules[1]);
+        assert!(
+            rules[1].contains("10.245.3.0/24") && rules[1].contains("!= 10.245.0.0/16") && rules[1].contains("masquerade"),
+            "{}",
+            rules[1]
+        );
     }
 }

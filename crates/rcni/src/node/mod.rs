@@ -231,7 +231,7 @@ fn agent(a: RunArgs) -> Result<i32, String> {
         return Err("--lease-ttl must be at least 5 seconds".into());
     }
     let c = Arc::new(Client::new(&a.etcd_endpoints)?);
-    let mut backend = backend::for_kind(&a.backend, &a.iface, a.public_ip)?;
+    let mut backend = backend::for_kind(&a.backend, &a.iface, a.public_ip, a.vni)?;
     let want = Config {
         network: a.network_cidr.trunc(),
         subnet_len: a.subnet_len,
