@@ -39,3 +39,16 @@ fn man_pages_for_every_command() {
     let main = rcni(&["man"]);
     assert!(String::from_utf8_lossy(&main.stdout).contains(".TH rcni"), "rcni.1 on stdout");
 }
+
+/// A reader that goes away (`rcni completion bash | head -c1`) ends the command quietly with 141,
+/// as SIGPIPE would, not with a panic and a backtrace.
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let rcni = rcni_tests::rcni_bin();
+    // the script is bigger than a pipe's buffer, so the write after head's exit fails
+    let script = format!("set -o pipefail; '{}' completion bash | head -c1 >/dev/null", rcni.display());
+    let out = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -88,17 +88,40 @@ fn init_logging() {
     let _ = tracing::subscriber::set_global_default(StderrLog(level));
 }
 
+/// A reader of the output that went away (`rcni ps | head`): the command ends quietly with
+/// 141, as a tool killed by SIGPIPE does, instead of panicking with a backtrace. (Rust ignores
+/// SIGPIPE so that sockets report EPIPE as an error; a write to a closed stdout then panics in
+/// `println!` and in clap_complete.) For the CLI only: plugins and daemons keep the default.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p.downcast_ref::<String>().map(String::as_str).or_else(|| p.downcast_ref::<&str>().copied()).unwrap_or("");
+        let broken = msg.contains("Broken pipe") || msg.contains("BrokenPipe");
+        if broken && (msg.starts_with("failed printing to stdout") || msg.starts_with("failed to write completion")) {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let name = args.first().map(applet_name).unwrap_or_default();
     init_logging();
     let code = match name.as_str() {
-        "cnitool" => cnitool::main(&args[1..]),
+        "cnitool" => {
+            quiet_on_closed_stdout();
+            cnitool::main(&args[1..])
+        }
         // the reference's `dhcp daemon`, through the plugin's name
         "dhcp" if args.get(1).is_some_and(|a| a == "daemon") => plugins::dhcp::daemon::main(&args[2..]),
         other => match plugins::run(other) {
             Some(code) => code,
-            None => cli::main(args),
+            None => {
+                quiet_on_closed_stdout();
+                cli::main(args)
+            }
         },
     };
     // the chain's one nftables socket (in-process plugins share it): closed without making the
