@@ -69,6 +69,8 @@ struct Node {
     ns: TestNetns,
     ip: String,
     dir: PathBuf,
+    /// `--backend`.
+    backend: &'static str,
 }
 
 impl Node {
@@ -95,7 +97,7 @@ impl Node {
             .args(["netns", "exec", &self.ns.name])
             .arg(rcni_bin())
             .args(["node", "run", "--etcd-endpoints", ETCD, "--node-name", &self.ns.name, "--public-ip", &self.ip])
-            .args(["--network-cidr", CLUSTER, "--backend", "host-gw", "--prefix", PREFIX, "--lease-ttl", "10"])
+            .args(["--network-cidr", CLUSTER, "--backend", self.backend, "--prefix", PREFIX, "--lease-ttl", "10"])
             .arg("--conf-dir")
             .arg(self.conf_dir())
             .arg("--subnet-file")
@@ -158,7 +160,7 @@ fn host_gw_cluster() {
         plug(&ns, &ip, i);
         let dir = tmp.path().join(format!("node{i}"));
         std::fs::create_dir_all(&dir).unwrap();
-        nodes.push(Node { ns, ip, dir });
+        nodes.push(Node { ns, ip, dir, backend: "host-gw" });
     }
     let mut d = Daemons::default();
     let etcd_log = tmp.path().join("etcd.log");
@@ -369,4 +371,137 @@ fn host_gw_cluster() {
         let _ = run(rcni_bin().to_str().unwrap(), &["detach", &p.name]);
     }
     eprintln!("node: whole test {:?}", t0.elapsed());
+}
+
+/// `ip -j -d link show flannel.1` in the node, or `None`.
+fn vxlan_device(n: &Node) -> Option<Value> {
+    let out = n.ns.exec(&["ip", "-j", "-d", "link", "show", "flannel.1"]);
+    serde_json::from_slice::<Value>(&out.stdout).ok().map(|v| v[0].clone())
+}
+
+/// The vxlan backend (flannel's layout: flannel.1, a neighbour + FDB entry + on-link route per
+/// peer) on the same underlay: distinct subnets, VtepMACs in the leases, MTU 1450, pods on every
+/// node reach each other through the overlay (the underlay bridge never sees pod addresses), and
+/// a node released with --release-on-exit leaves the others' neighbours, FDB and routes at once.
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn vxlan_cluster() {
+    if !rcni_tests::own_node::rerun("vxlan_cluster", "node:") {
+        return;
+    }
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    run_ok("ip", &["link", "add", "rn-ul", "type", "bridge"]);
+    run_ok("ip", &["link", "set", "rn-ul", "up"]);
+    let plug = |ns: &TestNetns, ip: &str, i: usize| {
+        let host = format!("rn-ul{i}");
+        run_ok("ip", &["link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        run_ok("ip", &["link", "set", &host, "master", "rn-ul", "up"]);
+        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+        ns.exec(&["ip", "link", "set", "eth0", "up"]);
+    };
+    let etcd_ns = TestNetns::new("rn-etcd");
+    plug(&etcd_ns, "10.230.0.100", 0);
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let ns = TestNetns::new(&format!("rn-node{i}"));
+        let ip = format!("10.230.0.{i}");
+        plug(&ns, &ip, i);
+        let dir = tmp.path().join(format!("node{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        nodes.push(Node { ns, ip, dir, backend: "vxlan" });
+    }
+    let mut d = Daemons::default();
+    start_etcd(&mut d, &tmp.path().join("etcd-data"), &tmp.path().join("etcd.log"));
+    nodes[0].agent(&mut d, &[]);
+    nodes[1].agent(&mut d, &[]);
+    nodes[2].agent(&mut d, &["--release-on-exit"]);
+    assert!(eventually(20, || nodes.iter().all(|n| n.subnet().is_some())), "agents wrote no subnet.env:\n{}", all_logs(&nodes));
+    let subnets: Vec<String> = nodes.iter().map(|n| n.subnet().unwrap()).collect();
+    let mut uniq = subnets.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), 3, "subnets shared: {subnets:?}");
+    assert_eq!(
+        etcdctl(&["get", "--print-value-only", &format!("{PREFIX}/config")]).trim(),
+        r#"{"Network":"10.245.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan","VNI":1}}"#
+    );
+    // each node's device, and its lease publishing the device's MAC
+    let mut macs = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let dev = vxlan_device(n).unwrap_or_else(|| panic!("no flannel.1 on {}:\n{}", n.ns.name, n.logs()));
+        let info = &dev["linkinfo"]["info_data"];
+        assert_eq!((info["id"].as_u64(), info["port"].as_u64(), info["learning"].as_bool()), (Some(1), Some(8472), Some(false)), "{dev}");
+        assert_eq!(info["local"], n.ip.as_str(), "{dev}");
+        assert_eq!(dev["mtu"], 1450, "underlay 1500 less 50");
+        let mac = dev["address"].as_str().unwrap().to_string();
+        let lease: Value = serde_json::from_str(
+            etcdctl(&["get", "--print-value-only", &format!("{PREFIX}/subnets/{}", subnets[i].replace('/', "-"))]).trim(),
+        )
+        .unwrap();
+        assert_eq!(
+            (lease["BackendType"].as_str(), lease["BackendData"]["VtepMAC"].as_str(), lease["BackendData"]["VNI"].as_u64()),
+            (Some("vxlan"), Some(mac.as_str()), Some(1)),
+            "{lease}"
+        );
+        let gw = subnets[i].replace(".0/24", ".1/24");
+        assert_eq!(
+            std::fs::read_to_string(n.env_file()).unwrap(),
+            format!("FLANNEL_NETWORK=10.245.0.0/16\nFLANNEL_SUBNET={gw}\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
+        );
+        macs.push(mac);
+    }
+    // on each node, per peer: neighbour .0 -> its MAC, FDB its MAC -> its public IP, on-link route
+    let entries = |i: usize, j: usize| {
+        let dot0 = subnets[j].replace(".0/24", ".0");
+        let neigh = String::from_utf8_lossy(&nodes[i].ns.exec(&["ip", "neigh", "show", "dev", "flannel.1"]).stdout).into_owned();
+        let fdb = String::from_utf8_lossy(&nodes[i].ns.exec(&["bridge", "fdb", "show", "dev", "flannel.1"]).stdout).into_owned();
+        let routes = String::from_utf8_lossy(&nodes[i].ns.exec(&["ip", "-4", "route", "show", "dev", "flannel.1"]).stdout).into_owned();
+        (
+            neigh.contains(&format!("{dot0} lladdr {} PERMANENT", macs[j])),
+            fdb.contains(&format!("{} dst {} self permanent", macs[j], nodes[j].ip)),
+            routes.contains(&format!("{} via {dot0} onlink", subnets[j])),
+        )
+    };
+    assert!(
+        eventually(5, || (0..3).all(|i| (0..3).filter(|j| *j != i).all(|j| entries(i, j) == (true, true, true)))),
+        "overlay entries missing\n{}",
+        all_logs(&nodes)
+    );
+    // pods on every node reach each other over the overlay
+    let mut pods = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let pod = TestNetns::new(&format!("rn-vpod{}", i + 1));
+        let out = n.ns.exec(&[
+            rcni_bin().to_str().unwrap(),
+            "attach",
+            &pod.name,
+            "-n",
+            "rcni-cluster",
+            "--conf-dir",
+            n.conf_dir().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "attach on {}: {}", n.ns.name, String::from_utf8_lossy(&out.stderr));
+        let addr = String::from_utf8_lossy(&pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).into_owned();
+        let ip =
+            addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
+        pods.push((pod, ip));
+    }
+    for (i, (p, _)) in pods.iter().enumerate() {
+        for (j, (_, ip)) in pods.iter().enumerate() {
+            if i != j {
+                assert!(p.ping(ip), "pod {} cannot reach pod {} ({ip}) over vxlan\n{}", i + 1, j + 1, all_logs(&nodes));
+            }
+        }
+    }
+    eprintln!("node: vxlan, 6 pod pairs ping after {:?}", t0.elapsed());
+    // node3 leaves: its entries go from the others at once
+    d.stop("rn-node3", "TERM");
+    let t = Instant::now();
+    assert!(eventually(2, || (0..2).all(|i| entries(i, 2) == (false, false, false))), "node3's overlay entries stay\n{}", all_logs(&nodes));
+    eprintln!("node: vxlan peer removed in {:?}", t.elapsed());
+    assert!(pods[0].0.ping(&pods[1].1));
+    for (p, _) in &pods {
+        let _ = run(rcni_bin().to_str().unwrap(), &["detach", &p.name]);
+    }
 }
