@@ -45,7 +45,6 @@ mod tests {
         nft.commit(&b).unwrap();
         let rules = nft.rule_texts(Family::Inet, TABLE, CHAIN);
         assert_eq!(rules.len(), 2, "{rules:?}");
-        eprintln!("{rules:#?}");
         assert!(rules[0].contains("10.245.3.0/24") && rules[0].contains("224.0.0.0/4") && rules[0].contains("return"), "{}", rules[0]);
         assert!(
             rules[1].contains("10.245.3.0/24") && rules[1].contains("!= 10.245.0.0/16") && rules[1].contains("masquerade"),
