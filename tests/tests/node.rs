@@ -134,13 +134,16 @@ fn ls_json(node: &Node) -> Vec<Value> {
     serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("node ls: {e}: {out}")).as_array().cloned().unwrap_or_default()
 }
 
-#[test]
-#[ignore = "needs the netsandbox: run scripts/test"]
-fn host_gw_cluster() {
-    if !rcni_tests::own_node::rerun("host_gw_cluster", "node:") {
-        return;
-    }
-    let t0 = Instant::now();
+/// The test's cluster: an underlay bridge `rn-ul` (10.230.0.0/24), etcd healthy in `rn-etcd`
+/// (.100), three node namespaces `rn-node1..3` (.1–.3) with a directory each, for `backend`.
+struct Cluster {
+    tmp: tempfile::TempDir,
+    etcd: TestNetns,
+    nodes: Vec<Node>,
+    d: Daemons,
+}
+
+fn cluster(backend: &'static str) -> Cluster {
     let tmp = tempfile::tempdir().unwrap();
     run_ok("ip", &["link", "add", "rn-ul", "type", "bridge"]);
     run_ok("ip", &["link", "set", "rn-ul", "up"]);
@@ -151,8 +154,8 @@ fn host_gw_cluster() {
         ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         ns.exec(&["ip", "link", "set", "eth0", "up"]);
     };
-    let etcd_ns = TestNetns::new("rn-etcd");
-    plug(&etcd_ns, "10.230.0.100", 0);
+    let etcd = TestNetns::new("rn-etcd");
+    plug(&etcd, "10.230.0.100", 0);
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let ns = TestNetns::new(&format!("rn-node{i}"));
@@ -160,12 +163,22 @@ fn host_gw_cluster() {
         plug(&ns, &ip, i);
         let dir = tmp.path().join(format!("node{i}"));
         std::fs::create_dir_all(&dir).unwrap();
-        nodes.push(Node { ns, ip, dir, backend: "host-gw" });
+        nodes.push(Node { ns, ip, dir, backend });
     }
     let mut d = Daemons::default();
-    let etcd_log = tmp.path().join("etcd.log");
-    let etcd_data = tmp.path().join("etcd-data");
-    start_etcd(&mut d, &etcd_data, &etcd_log);
+    start_etcd(&mut d, &tmp.path().join("etcd-data"), &tmp.path().join("etcd.log"));
+    Cluster { tmp, etcd, nodes, d }
+}
+
+#[test]
+#[ignore = "needs the netsandbox: run scripts/test"]
+fn host_gw_cluster() {
+    if !rcni_tests::own_node::rerun("host_gw_cluster", "node:") {
+        return;
+    }
+    let t0 = Instant::now();
+    let Cluster { tmp, etcd: _etcd, nodes, mut d } = cluster("host-gw");
+    let (etcd_data, etcd_log) = (tmp.path().join("etcd-data"), tmp.path().join("etcd.log"));
     eprintln!("node: etcd healthy after {:?}", t0.elapsed());
 
     // three agents at once: three distinct subnets of the cluster network
@@ -390,29 +403,7 @@ fn vxlan_cluster() {
         return;
     }
     let t0 = Instant::now();
-    let tmp = tempfile::tempdir().unwrap();
-    run_ok("ip", &["link", "add", "rn-ul", "type", "bridge"]);
-    run_ok("ip", &["link", "set", "rn-ul", "up"]);
-    let plug = |ns: &TestNetns, ip: &str, i: usize| {
-        let host = format!("rn-ul{i}");
-        run_ok("ip", &["link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
-        run_ok("ip", &["link", "set", &host, "master", "rn-ul", "up"]);
-        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-        ns.exec(&["ip", "link", "set", "eth0", "up"]);
-    };
-    let etcd_ns = TestNetns::new("rn-etcd");
-    plug(&etcd_ns, "10.230.0.100", 0);
-    let mut nodes = Vec::new();
-    for i in 1..=3 {
-        let ns = TestNetns::new(&format!("rn-node{i}"));
-        let ip = format!("10.230.0.{i}");
-        plug(&ns, &ip, i);
-        let dir = tmp.path().join(format!("node{i}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        nodes.push(Node { ns, ip, dir, backend: "vxlan" });
-    }
-    let mut d = Daemons::default();
-    start_etcd(&mut d, &tmp.path().join("etcd-data"), &tmp.path().join("etcd.log"));
+    let Cluster { tmp: _tmp, etcd: _etcd, nodes, mut d } = cluster("vxlan");
     nodes[0].agent(&mut d, &[]);
     nodes[1].agent(&mut d, &[]);
     nodes[2].agent(&mut d, &["--release-on-exit"]);
