@@ -26,7 +26,6 @@ use crate::delegate;
 use cni_plugin::{CmdArgs, Plugin};
 use cni_types::result::{Interface, Result100};
 use cni_types::{CniError, CniResult, NetConf};
-use netkit::iface::{configure_iface, ConfigureOpts};
 use netkit::netlink::{parse_mac, Link};
 use netkit::{NetNs, Netlink};
 use serde::Deserialize;
@@ -228,16 +227,7 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
     cont.set_up(l.index, true)?;
     result.interfaces = vec![Interface::new(&args.ifname, l.mac_string(), &args.netns)];
     if let Some(ipam) = &s.ipam {
-        rb.push("the IPAM lease", || delegate::del(ipam, args));
-        let r = common::ipam_add(ipam, args)?;
-        result.ips = r.ips;
-        result.routes = r.routes;
-        result.dns = r.dns;
-        for ipc in &mut result.ips {
-            ipc.interface = Some(0);
-        }
-        configure_iface(&mut cont, &cont_ns, &args.ifname, &result, ConfigureOpts::default())?;
-        common::apply_dns(&mut result, &s.c.net);
+        common::ipam_onto_interface(&mut rb, ipam, args, &mut cont, &cont_ns, &mut result, &s.c.net)?;
     }
     rb.commit();
     Ok(result)

@@ -76,16 +76,7 @@ fn load(args: &CmdArgs) -> Result<Setup, CniError> {
     if c.mtu < 0 {
         return Err(CniError::invalid_config(format!("invalid MTU {}, must be [0, master MTU]", c.mtu)));
     }
-    // the MAC: the key, then CNI_ARGS MAC=, then runtimeConfig.mac (the later wins)
-    let mut mac = Some(c.mac.clone()).filter(|m| !m.is_empty());
-    let env = args.cni_args(&["MAC"])?;
-    if let Some(m) = env.get("MAC").filter(|m| !m.is_empty()) {
-        mac = Some(m.to_string());
-    }
-    if !c.net.runtime_config.mac.is_empty() {
-        mac = Some(c.net.runtime_config.mac.clone());
-    }
-    let mac = match mac {
+    let mac = match common::requested_mac(&c.mac, args, &c.net)? {
         Some(m) => Some(parse_mac(&m).ok_or_else(|| CniError::invalid_config(format!("invalid args {m} for MAC addr")))?),
         None => None,
     };

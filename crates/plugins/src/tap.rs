@@ -20,7 +20,6 @@ use cni_plugin::{CmdArgs, Plugin};
 use cni_types::error::code;
 use cni_types::result::{Interface, Result100};
 use cni_types::{CniError, CniResult, NetConf};
-use netkit::iface::{configure_iface, ConfigureOpts};
 use netkit::netlink::parse_mac;
 use netkit::tun::{create_tap, Tap as TapSpec, TUN_DEVICE};
 use netkit::{NetNs, Netlink};
@@ -67,15 +66,7 @@ fn load(args: &CmdArgs) -> Result<Setup, CniError> {
     if c.bridge.contains('/') || c.bridge.len() > 15 {
         return Err(CniError::invalid_config(format!("invalid bridge name {:?}", c.bridge)));
     }
-    let mut mac = (!c.mac.is_empty()).then(|| c.mac.clone());
-    let env = args.cni_args(&["MAC"])?;
-    if let Some(m) = env.get("MAC").filter(|m| !m.is_empty()) {
-        mac = Some(m.to_string());
-    }
-    if !c.net.runtime_config.mac.is_empty() {
-        mac = Some(c.net.runtime_config.mac.clone());
-    }
-    let mac = match mac {
+    let mac = match common::requested_mac(&c.mac, args, &c.net)? {
         Some(m) => Some(parse_mac(&m).ok_or_else(|| CniError::invalid_config(format!("invalid MAC address {m:?}")))?),
         None => None,
     };
@@ -115,16 +106,7 @@ fn add(args: &CmdArgs, s: &Setup) -> Result<Result100, CniError> {
     let mut result = Result100 { cni_version: cni_types::version::CURRENT.into(), ..Default::default() };
     result.interfaces = vec![Interface::new(&args.ifname, l.mac_string(), &args.netns)];
     if let Some(ipam) = &s.ipam {
-        rb.push("the IPAM lease", || delegate::del(ipam, args));
-        let r = common::ipam_add(ipam, args)?;
-        result.ips = r.ips;
-        result.routes = r.routes;
-        result.dns = r.dns;
-        for ipc in &mut result.ips {
-            ipc.interface = Some(0);
-        }
-        configure_iface(&mut cont, &cont_ns, &args.ifname, &result, ConfigureOpts::default())?;
-        common::apply_dns(&mut result, &s.c.net);
+        common::ipam_onto_interface(&mut rb, ipam, args, &mut cont, &cont_ns, &mut result, &s.c.net)?;
     }
     rb.commit();
     Ok(result)

@@ -96,6 +96,45 @@ pub fn ipam_add(ipam_type: &str, args: &CmdArgs) -> Result<Result100, CniError> 
     Ok(r)
 }
 
+/// IPAM for a plugin's one container interface (`result.interfaces[0]`, as host-device and tap
+/// make it): the lease (undone by `rb` if a later step fails), its addresses, routes and DNS on
+/// interface 0, the interface configured in the container, then the network's own `dns`.
+pub fn ipam_onto_interface(
+    rb: &mut Rollback<'_>,
+    ipam: &str,
+    args: &CmdArgs,
+    cont: &mut Netlink,
+    cont_ns: &NetNs,
+    result: &mut Result100,
+    net: &cni_types::NetConf,
+) -> Result<(), CniError> {
+    let (t, a) = (ipam.to_string(), args.clone());
+    rb.push("the IPAM lease", move || delegate::del(&t, &a));
+    let r = ipam_add(ipam, args)?;
+    result.ips = r.ips;
+    result.routes = r.routes;
+    result.dns = r.dns;
+    for ipc in &mut result.ips {
+        ipc.interface = Some(0);
+    }
+    netkit::iface::configure_iface(cont, cont_ns, &args.ifname, result, netkit::iface::ConfigureOpts::default())?;
+    apply_dns(result, net);
+    Ok(())
+}
+
+/// The MAC asked for, as macvlan and tap take it: the config's key (`mac`), then `CNI_ARGS`
+/// `MAC=`, then `runtimeConfig.mac` — the later wins. Unparsed: each plugin words its own error.
+pub fn requested_mac(key: &str, args: &CmdArgs, net: &cni_types::NetConf) -> Result<Option<String>, CniError> {
+    let mut mac = Some(key.to_string()).filter(|m| !m.is_empty());
+    if let Some(m) = args.cni_args(&["MAC"])?.get("MAC").filter(|m| !m.is_empty()) {
+        mac = Some(m.to_string());
+    }
+    if !net.runtime_config.mac.is_empty() {
+        mac = Some(net.runtime_config.mac.clone());
+    }
+    Ok(mac)
+}
+
 /// The `ipam` section's `type`, if there is one.
 pub fn ipam_type(net: &cni_types::NetConf) -> Option<String> {
     net.ipam.as_ref().map(|i| i.ipam_type.clone()).filter(|t| !t.is_empty())
