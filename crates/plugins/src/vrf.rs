@@ -224,17 +224,7 @@ impl Plugin for Vrf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::Emitable;
-
-    fn bytes(m: &netlink_packet_route::link::LinkMessage) -> Vec<u8> {
-        let mut b = vec![0u8; m.buffer_len()];
-        m.emit(&mut b);
-        b
-    }
-
-    fn contains(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
-    }
+    use netkit::netlink::wire::{contains, emitted as bytes};
 
     #[test]
     fn the_vrf_and_enslave_messages() {

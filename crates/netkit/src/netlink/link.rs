@@ -735,6 +735,7 @@ pub fn bridge_vlan_message(index: u32, vid: u16, pvid: bool, untagged: bool, bri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::wire::contains;
     use netlink_packet_core::{Emitable, Parseable};
 
     fn round_trip(m: &LinkMessage) -> (Vec<u8>, LinkMessage) {
@@ -752,10 +753,6 @@ mod tests {
                 _ => None,
             })
             .unwrap()
-    }
-
-    fn contains(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod neigh;
 mod route;
 mod rule;
 mod tc;
+#[cfg(any(test, feature = "test-util"))]
+pub mod wire;
 
 pub use addr::{address_message, AddrFlags, Address};
 pub use link::{

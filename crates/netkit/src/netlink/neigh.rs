@@ -235,17 +235,8 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::{Emitable, Parseable};
-
-    fn bytes(m: &NeighbourMessage) -> Vec<u8> {
-        let mut buf = vec![0u8; m.buffer_len()];
-        m.emit(&mut buf);
-        buf
-    }
-
-    fn contains(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
-    }
+    use crate::netlink::wire::{contains, emitted as bytes};
+    use netlink_packet_core::Parseable;
 
     /// The kernel's format (include/uapi/linux/neighbour.h): struct ndmsg is family (u8), 3
     /// pad bytes, ifindex (s32), state (u16), flags (u8), type (u8); NDA_DST is 1, NDA_LLADDR 2.

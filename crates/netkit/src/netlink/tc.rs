@@ -253,17 +253,8 @@ impl Netlink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::{Emitable, Parseable};
-
-    fn bytes(m: &TcMessage) -> Vec<u8> {
-        let mut buf = vec![0u8; m.buffer_len()];
-        m.emit(&mut buf);
-        buf
-    }
-
-    fn contains(hay: &[u8], needle: &[u8]) -> bool {
-        hay.windows(needle.len()).any(|w| w == needle)
-    }
+    use crate::netlink::wire::{contains, emitted as bytes};
+    use netlink_packet_core::Parseable;
 
     #[test]
     fn tbf_options_layout_and_round_trip() {
