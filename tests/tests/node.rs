@@ -134,6 +134,30 @@ fn ls_json(node: &Node) -> Vec<Value> {
     serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("node ls: {e}: {out}")).as_array().cloned().unwrap_or_default()
 }
 
+/// A pod namespace per node (`<prefix>1..`), attached with `rcni attach -n rcni-cluster` against
+/// that node's conflist; each with its address.
+fn attach_pods(nodes: &[Node], prefix: &str) -> Vec<(TestNetns, String)> {
+    let mut pods = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let pod = TestNetns::new(&format!("{prefix}{}", i + 1));
+        let out = n.ns.exec(&[
+            rcni_bin().to_str().unwrap(),
+            "attach",
+            &pod.name,
+            "-n",
+            "rcni-cluster",
+            "--conf-dir",
+            n.conf_dir().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "attach on {}: {}", n.ns.name, String::from_utf8_lossy(&out.stderr));
+        let addr = String::from_utf8_lossy(&pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).into_owned();
+        let ip =
+            addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
+        pods.push((pod, ip));
+    }
+    pods
+}
+
 /// The test's cluster: an underlay bridge `rn-ul` (10.230.0.0/24), etcd healthy in `rn-etcd`
 /// (.100), three node namespaces `rn-node1..3` (.1–.3) with a directory each, for `backend`.
 struct Cluster {
@@ -246,24 +270,9 @@ fn host_gw_cluster() {
     eprintln!("node: routes on every node after {:?}", t.elapsed());
 
     // a pod per node, attached with rcni attach against that node's conflist
-    let mut pods = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let pod = TestNetns::new(&format!("rn-pod{}", i + 1));
-        let out = n.ns.exec(&[
-            rcni_bin().to_str().unwrap(),
-            "attach",
-            &pod.name,
-            "-n",
-            "rcni-cluster",
-            "--conf-dir",
-            n.conf_dir().to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "attach on {}: {}", n.ns.name, String::from_utf8_lossy(&out.stderr));
-        let addr = String::from_utf8_lossy(&pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).into_owned();
-        let ip =
-            addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
+    let pods = attach_pods(&nodes, "rn-pod");
+    for (i, (_, ip)) in pods.iter().enumerate() {
         assert!(ip.starts_with(subnets[i].trim_end_matches("0/24")), "{ip} not in {}", subnets[i]);
-        pods.push((pod, ip));
     }
     let all_ping = |pods: &[(TestNetns, String)]| {
         for (i, (p, _)) in pods.iter().enumerate() {
@@ -460,24 +469,7 @@ fn vxlan_cluster() {
         all_logs(&nodes)
     );
     // pods on every node reach each other over the overlay
-    let mut pods = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let pod = TestNetns::new(&format!("rn-vpod{}", i + 1));
-        let out = n.ns.exec(&[
-            rcni_bin().to_str().unwrap(),
-            "attach",
-            &pod.name,
-            "-n",
-            "rcni-cluster",
-            "--conf-dir",
-            n.conf_dir().to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "attach on {}: {}", n.ns.name, String::from_utf8_lossy(&out.stderr));
-        let addr = String::from_utf8_lossy(&pod.exec(&["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).into_owned();
-        let ip =
-            addr.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap_or_else(|| panic!("no address: {addr}")).to_string();
-        pods.push((pod, ip));
-    }
+    let pods = attach_pods(&nodes, "rn-vpod");
     for (i, (p, _)) in pods.iter().enumerate() {
         for (j, (_, ip)) in pods.iter().enumerate() {
             if i != j {
